@@ -1,0 +1,2 @@
+"""transferkit: transfer learning for images."""
+__version__ = "0.1.0"

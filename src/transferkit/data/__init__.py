@@ -1,0 +1,15 @@
+"""Data: labelled image collections, their doors, transforms, splits and episodes."""
+from .dataset import ImageDataset, check_image_files, collate
+from .episodes import Episode, EpisodeSampler
+from .images import IMAGE_EXTENSIONS, open_image
+from .loaders import (BUILTIN_DATASETS, FASHION_CLASSES, from_arrays, from_csv, from_folder, load_dataset,
+                      load_digits, load_fashion_mnist)
+from .splits import class_split, k_per_class, restrict_classes, stratified_split
+from .transforms import ImageTransform
+
+__all__ = [
+    "ImageDataset", "ImageTransform", "Episode", "EpisodeSampler", "collate", "check_image_files", "open_image",
+    "from_arrays", "from_csv", "from_folder", "load_dataset", "load_digits", "load_fashion_mnist",
+    "class_split", "k_per_class", "restrict_classes", "stratified_split", "BUILTIN_DATASETS", "FASHION_CLASSES",
+    "IMAGE_EXTENSIONS",
+]

@@ -1,0 +1,180 @@
+"""ImageDataset: a labelled image collection (files or arrays) that every strategy consumes."""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DataError, ImageLoadError
+from ..utils import fingerprint
+from .images import array_to_chw, open_image, to_mode
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Images with integer labels and class names, plus optional domains, extra labels and semantics.
+
+    Args:
+        images: a list of file paths, or a uint8 array (N, H, W) / (N, H, W, C).
+        labels: (N,) integers in ``[0, len(classes))``; -1 marks an unlabelled image.
+        classes: class names, index = label.
+        domains: optional (N,) domain names (domain adaptation).
+        extra: optional extra label columns, name -> (N,) array (multi-task learning); -1 or NaN = missing.
+        semantics: optional class semantics (``{"attributes": (n_classes, M) array, "attribute_names": [...],
+            "descriptions": {class: [sentences]}}``) for zero-shot learning.
+        transform: applied on access; an :class:`ImageTransform` enables the vectorised array path.
+
+    Items are ``(image, label)``: image a (C, H, W) float tensor in [0, 1] once a transform is set.
+    """
+
+    def __init__(self, images, labels, classes: Sequence[str], *, domains=None, extra=None, semantics=None,
+                 name: str = "", root: str | None = None, transform=None):
+        self.images = images if isinstance(images, np.ndarray) else [str(p) for p in images]
+        self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        self.classes = [str(c) for c in classes]
+        self.domains = None if domains is None else np.asarray(domains).astype(str)
+        self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
+        self.semantics = semantics
+        self.name, self.root, self.transform = name, root, transform
+        self._validate()
+        self._chw = None  # cached (N, C, H, W) uint8 view of array images
+
+    def _validate(self) -> None:
+        n = len(self.images)
+        if len(self.labels) != n:
+            raise DataError(f"Dataset {self.name or ''}: {n} images but {len(self.labels)} labels.")
+        bad = self.labels[(self.labels < -1) | (self.labels >= len(self.classes))]
+        if bad.size:
+            raise DataError(
+                f"Dataset {self.name or ''}: labels {sorted(set(bad.tolist()))[:10]} are outside the class list "
+                f"(0..{len(self.classes) - 1} for {self.classes[:10]}{'...' if len(self.classes) > 10 else ''}).")
+        for key, col in [("domains", self.domains), *self.extra.items()]:
+            if col is not None and len(col) != n:
+                raise DataError(f"Dataset {self.name or ''}: column {key!r} has {len(col)} values for {n} images.")
+        if isinstance(self.images, np.ndarray) and self.images.dtype != np.uint8:
+            raise DataError(f"Image arrays must be uint8 in [0, 255]; got dtype {self.images.dtype}.")
+
+    # -- basics ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_array(self) -> bool:
+        return isinstance(self.images, np.ndarray)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels[self.labels >= 0], minlength=self.num_classes)
+        return dict(zip(self.classes, counts.tolist()))
+
+    def describe(self, index: int) -> str:
+        """Where image ``index`` comes from (its path, or its array position)."""
+        return self.images[index] if not self.is_array else f"{self.name or 'array'}[{index}]"
+
+    def load_image(self, index: int, channels: int = 3) -> Image.Image:
+        if self.is_array:
+            arr = self.images[index]
+            return to_mode(Image.fromarray(arr if arr.ndim == 2 or arr.shape[-1] != 1 else arr[..., 0]), channels)
+        return open_image(self.images[index], channels)
+
+    def _channels(self) -> int:
+        return getattr(self.transform, "channels", 3)
+
+    def __getitem__(self, index: int):
+        image = self.load_image(int(index), self._channels())
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+    def __getitems__(self, indices):
+        """Batched fetch for the DataLoader: vectorised for arrays with a deterministic transform."""
+        t = self.transform
+        if self.is_array and t is not None and getattr(t, "deterministic", False) and hasattr(t, "batch"):
+            if self._chw is None:
+                self._chw = array_to_chw(self.images)
+            idx = np.asarray(indices)
+            x = t.batch(torch.from_numpy(self._chw[idx]))
+            return [(x, torch.from_numpy(self.labels[idx]))]  # a pre-collated batch, see collate()
+        return [self[i] for i in indices]
+
+    # -- derived datasets -----------------------------------------------------------------------
+    def with_transform(self, transform) -> "ImageDataset":
+        out = copy.copy(self)
+        out.transform = transform
+        return out
+
+    def subset(self, indices, *, classes: Sequence[str] | None = None, relabel=None) -> "ImageDataset":
+        """Images at ``indices``; optionally with a new class list and a label map (old -> new)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        labels = self.labels[idx]
+        if relabel is not None:
+            labels = np.array([relabel.get(int(l), -1) if l >= 0 else -1 for l in labels], dtype=np.int64)
+        images = self.images[idx] if self.is_array else [self.images[i] for i in idx]
+        out = ImageDataset(
+            images, labels, classes if classes is not None else self.classes,
+            domains=None if self.domains is None else self.domains[idx],
+            extra={k: v[idx] for k, v in self.extra.items()}, semantics=self.semantics,
+            name=self.name, root=self.root, transform=self.transform)
+        return out
+
+    def unlabelled(self) -> "ImageDataset":
+        """The same images with every label hidden (-1), e.g. a domain-adaptation target."""
+        out = copy.copy(self)
+        out.labels = np.full_like(self.labels, -1)
+        return out
+
+    def fingerprint(self) -> str:
+        """Identifies the images and labels (array bytes, or paths with sizes and mtimes)."""
+        if self.is_array:
+            return fingerprint(self.images, self.labels)
+        stats = []
+        for p in self.images:
+            try:
+                s = os.stat(p)
+                stats.append((p, s.st_size, s.st_mtime_ns))
+            except OSError:
+                stats.append((p, -1, -1))
+        return fingerprint(stats, self.labels)
+
+    def __repr__(self) -> str:
+        kind = f"arrays{tuple(self.images.shape)}" if self.is_array else "files"
+        return f"ImageDataset(name={self.name!r}, n={len(self)}, classes={self.num_classes}, {kind})"
+
+
+def collate(batch):
+    """Default collate that also accepts a batch pre-collated by ``ImageDataset.__getitems__``."""
+    if len(batch) == 1 and isinstance(batch[0], tuple) and isinstance(batch[0][0], torch.Tensor) and batch[0][0].dim() == 4:
+        return batch[0]
+    return torch.utils.data.default_collate(batch)
+
+
+def check_image_files(ds: ImageDataset, on_error: str = "raise", progress: bool = False) -> ImageDataset:
+    """Decode every image once; raise naming the first bad file, or drop bad files with a warning."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    if ds.is_array:
+        return ds
+    bad: list[tuple[int, str]] = []
+    for i in tqdm(range(len(ds)), desc="checking images", disable=not progress, leave=False):
+        try:
+            ds.load_image(i)
+        except ImageLoadError as e:
+            if on_error == "raise":
+                raise ImageLoadError(f"{e} Pass on_error='skip' to drop unreadable files with a warning.") from None
+            bad.append((i, str(e)))
+    if not bad:
+        return ds
+    for _, msg in bad[:20]:
+        warnings.warn(f"skipping: {msg}", stacklevel=2)
+    if len(bad) > 20:
+        warnings.warn(f"skipping {len(bad) - 20} more unreadable images", stacklevel=2)
+    keep = np.setdiff1d(np.arange(len(ds)), [i for i, _ in bad])
+    return ds.subset(keep)

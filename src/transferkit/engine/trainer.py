@@ -1,0 +1,347 @@
+"""The one training loop. Every strategy trains through :class:`Trainer`.
+
+A *task* (a strategy) supplies:
+    ``module``                      the nn.Module holding every trainable part (model, heads, critics)
+    ``configure_optimizer()``       an optimizer over *all* of ``module``'s parameters in named groups;
+                                    frozen parameters (requires_grad=False) get no gradient and are
+                                    skipped, so unfreezing needs no new optimizer
+    ``training_step(batch)``        -> {"loss": scalar tensor, other logged terms}
+    ``validate(loader)``            -> {"val_accuracy": ..., ...}   (optional)
+    callback hooks                  ``on_epoch_start(trainer, epoch)`` etc. (optional, see callbacks.py)
+
+Device, precision and multi-process data parallelism come from Lightning Fabric. The trainer adds
+schedules, gradient clipping, divergence checks, per-epoch checkpoints with exact resume, signal-safe
+interruption, progress bars and CSV/TensorBoard logs.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..errors import DivergenceError, TransferkitError, check_choice
+from ..utils import atomic_path, seed_everything, write_json
+from .loaders import PairedLoader, batch_to
+from .schedules import make_scheduler
+
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true")
+_FABRICS: dict = {}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after SIGINT/SIGTERM once a resumable checkpoint is saved."""
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    check_choice("Trainer", "precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def get_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "auto", loggers=None):
+    """One launched Fabric per configuration and process (``launch`` may only run once)."""
+    from lightning_fabric import Fabric
+
+    precision = resolve_precision(precision, accelerator)
+    key = (accelerator, devices, precision)
+    if key not in _FABRICS:
+        strategy = "auto"
+        if isinstance(devices, int) and devices > 1:
+            from lightning_fabric.strategies import DDPStrategy
+
+            strategy = DDPStrategy(find_unused_parameters=True,
+                                   process_group_backend="gloo" if accelerator == "cpu" or not torch.cuda.is_available() else None)
+        fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy)
+        fabric.launch()
+        _FABRICS[key] = fabric
+    fabric = _FABRICS[key]
+    fabric._loggers = list(loggers or [])
+    return fabric
+
+
+class _StepModule(nn.Module):
+    """Routes the task's training step through Fabric's wrapper (autocast, DDP gradient sync)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.net = task.module
+        self._task = [task]
+
+    def forward(self, batch):
+        return self._task[0].training_step(batch)
+
+
+class Trainer:
+    """Run ``task`` for ``max_epochs`` over ``train_loader``.
+
+    Args:
+        max_epochs: epochs (one pass over the loader each).
+        accelerator, devices, precision: passed to Lightning Fabric; precision 'auto' is bf16-mixed
+            (fp16 where bf16 is missing) on CUDA and 32-true on CPU. ``devices>1`` runs DDP (gloo on CPU);
+            Fabric then re-launches the current command once per extra process.
+        scheduler: 'cosine' (with ``warmup_epochs``), 'onecycle', 'linear' or 'constant'.
+        grad_clip: max global gradient norm, or None.
+        checkpoint_dir: where ``last.ckpt`` (every epoch and on interruption) and logs go.
+        resume: continue from ``checkpoint_dir/last.ckpt`` when it exists.
+        nan_policy: 'skip' a non-finite step (stop after ``max_bad_steps`` in a row) or 'stop' at once.
+        loggers: any of 'csv', 'tensorboard' (written under ``checkpoint_dir/logs``).
+    """
+
+    def __init__(self, *, max_epochs: int = 10, accelerator: str = "auto", devices: int = 1, precision: str = "auto",
+                 scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None,
+                 callbacks=(), checkpoint_dir=None, resume: bool = False, seed: int = 0, progress: bool = True,
+                 loggers=("csv",), nan_policy: str = "skip", max_bad_steps: int = 3, max_steps_per_epoch: int | None = None):
+        check_choice("Trainer", "nan_policy", nan_policy, ("skip", "stop"))
+        self.max_epochs, self.accelerator, self.devices, self.precision = max_epochs, accelerator, devices, precision
+        self.scheduler_name, self.warmup_epochs, self.grad_clip = scheduler, warmup_epochs, grad_clip
+        self.callbacks = list(callbacks)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.resume, self.seed, self.progress = resume, seed, progress
+        self.logger_names, self.nan_policy, self.max_bad_steps = tuple(loggers or ()), nan_policy, max_bad_steps
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.global_step = 0
+        self.should_stop = False
+        self._interrupted = None
+
+    # -- helpers available to tasks and callbacks ----------------------------------------------
+    @property
+    def is_global_zero(self) -> bool:
+        return self.fabric.is_global_zero
+
+    @property
+    def device(self) -> torch.device:
+        return self.fabric.device
+
+    def print(self, *args) -> None:
+        if self.progress and self.fabric.is_global_zero:
+            tqdm.write(" ".join(str(a) for a in args))
+
+    def autocast(self):
+        return self.fabric.autocast()
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, task, train_loader, val_loader=None) -> list[dict]:
+        self.fabric = fabric = get_fabric(self.accelerator, self.devices, self.precision, self._make_loggers())
+        self.task = task
+        seed_everything(self.seed + fabric.global_rank)
+        self.module = task.module
+        step_module = _StepModule(task)
+        optimizer = task.configure_optimizer()
+        self._wrapped, self.optimizer = fabric.setup(step_module, optimizer)
+        train_loader = self._setup_loader(train_loader)
+        steps_per_epoch = len(train_loader) if self.max_steps_per_epoch is None else min(len(train_loader), self.max_steps_per_epoch)
+        self.total_steps = max(1, steps_per_epoch * self.max_epochs)
+        self.scheduler = make_scheduler(self.optimizer, self.scheduler_name, self.total_steps,
+                                        int(self.warmup_epochs * steps_per_epoch))
+        hooks = [task, *self.callbacks]
+        start_epoch, skip_batches, rng_state = self._maybe_resume(hooks)
+        self._call(hooks, "on_fit_start", self)
+        bad_steps = 0
+        with _SignalGuard(self):
+            for epoch in range(start_epoch, self.max_epochs):
+                self.epoch = epoch
+                seed_everything(self.seed * 1000 + epoch * 7 + fabric.global_rank)
+                self._set_epoch(train_loader, epoch)
+                self._call(hooks, "on_epoch_start", self, epoch)
+                task.module.train()
+                sums, count, t0 = {}, 0, time.perf_counter()
+                bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
+                           disable=not (self.progress and fabric.is_global_zero), unit="batch", dynamic_ncols=True)
+                for i, batch in enumerate(train_loader):
+                    if i >= steps_per_epoch:
+                        break
+                    if i < skip_batches:  # resuming mid-epoch: replay the order, skip done batches
+                        bar.update(1)
+                        if i == skip_batches - 1 and rng_state is not None:
+                            torch.set_rng_state(rng_state)
+                        continue
+                    logs = self._step(batch)
+                    if logs is None:
+                        bad_steps += 1
+                        if bad_steps >= self.max_bad_steps or self.nan_policy == "stop":
+                            self._diverged(epoch, i)
+                        continue
+                    bad_steps = 0
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                    self._call(hooks, "on_batch_end", self, logs)
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
+                    bar.update(1)
+                    if self._interrupted is not None:
+                        bar.close()
+                        self._interrupt(epoch, i + 1)
+                bar.close()
+                skip_batches, rng_state = 0, None
+                epoch_logs = {"epoch": epoch, **{f"train_{k}": v / max(1, count) for k, v in sums.items()},
+                              "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
+                if val_loader is not None and hasattr(task, "validate"):
+                    task.module.eval()
+                    with torch.inference_mode(), fabric.autocast():
+                        epoch_logs.update(task.validate(val_loader))
+                self._call(hooks, "on_epoch_end", self, epoch, epoch_logs)
+                self.history.append(epoch_logs)
+                fabric.log_dict({k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}, step=epoch)
+                self.print(_format_logs(epoch_logs))
+                self.save_checkpoint(epoch + 1, 0)
+                if self.should_stop:
+                    break
+        self._call(hooks, "on_fit_end", self)
+        for logger in fabric.loggers:
+            logger.finalize("success")
+        return self.history
+
+    def _step(self, batch) -> dict | None:
+        fabric = self.fabric
+        batch = batch_to(batch, fabric.device)
+        out = self._wrapped(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        fabric.backward(loss)
+        if self.grad_clip:
+            fabric.clip_gradients(self._wrapped, self.optimizer, max_norm=self.grad_clip, error_if_nonfinite=False)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.global_step += 1
+        return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in out.items()
+                if isinstance(v, (torch.Tensor, int, float)) and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
+
+    def _diverged(self, epoch, batch):
+        lrs = sorted({g["lr"] for g in self.optimizer.param_groups})
+        prec = resolve_precision(self.precision, self.accelerator)
+        hint = " fp16 overflow is likely: try precision='bf16-mixed' or '32-true'." if prec.startswith("16") else ""
+        raise DivergenceError(
+            f"The loss became NaN/inf at epoch {epoch + 1}, batch {batch + 1} ({self.max_bad_steps if self.nan_policy == 'skip' else 1} "
+            f"non-finite step(s) in a row). The learning rate is the usual cause (current: {lrs[-1]:.3g}); lower it, "
+            f"or set grad_clip.{hint} The last good checkpoint (if any) is in {self.checkpoint_dir}.")
+
+    # -- loaders ----------------------------------------------------------------------------------
+    def _setup_loader(self, loader):
+        if self.fabric.world_size > 1:
+            if isinstance(loader, DataLoader):
+                return self.fabric.setup_dataloaders(loader, move_to_device=False)
+            if isinstance(loader, PairedLoader):
+                loader.source, loader.target = self.fabric.setup_dataloaders(loader.source, loader.target, move_to_device=False)
+        return loader
+
+    @staticmethod
+    def _set_epoch(loader, epoch):
+        for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "_dataloader", None), "sampler", None)):
+            if obj is not None and hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+
+    @staticmethod
+    def _call(hooks, name, *args):
+        for h in hooks:
+            fn = getattr(h, name, None)
+            if fn is not None:
+                fn(*args)
+
+    def _make_loggers(self):
+        if not self.checkpoint_dir or not self.logger_names:
+            return []
+        from lightning_fabric.loggers import CSVLogger, TensorBoardLogger
+
+        out = []
+        for name in self.logger_names:
+            check_choice("Trainer", "loggers", name, ("csv", "tensorboard"))
+            cls = CSVLogger if name == "csv" else TensorBoardLogger
+            out.append(cls(str(self.checkpoint_dir), name="logs", version=name))
+        return out
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.checkpoint_dir / "last.ckpt" if self.checkpoint_dir else None
+
+    def save_checkpoint(self, epoch: int, batch: int) -> None:
+        """Write ``last.ckpt`` atomically: resume starts at ``epoch`` after ``batch`` batches."""
+        if self.checkpoint_path is None:
+            return
+        state = {
+            "version": 1, "epoch": epoch, "batch": batch, "global_step": self.global_step,
+            "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "history": self.history,
+            "callbacks": [cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")],
+            "task": self.task.checkpoint_state() if hasattr(self.task, "checkpoint_state") else {},
+            "rng": torch.get_rng_state(),
+        }
+        if self.fabric.is_global_zero:
+            with atomic_path(self.checkpoint_path, ".ckpt") as tmp:
+                torch.save(state, tmp)
+            write_json(self.checkpoint_dir / "progress.json", {"epoch": epoch, "batch": batch, "max_epochs": self.max_epochs,
+                                                               "history": self.history})
+        self.fabric.barrier()
+
+    def _maybe_resume(self, hooks):
+        if not (self.resume and self.checkpoint_path and self.checkpoint_path.exists()):
+            return 0, 0, None
+        try:
+            state = torch.load(self.checkpoint_path, map_location=self.fabric.device, weights_only=True)
+        except Exception as e:
+            raise TransferkitError(f"Cannot resume from {self.checkpoint_path}: the checkpoint is unreadable ({e}). "
+                                   f"Delete it to start over.") from None
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history, self.global_step = list(state["history"]), state["global_step"]
+        for cb, s in zip([c for c in self.callbacks if hasattr(c, "state_dict")], state["callbacks"]):
+            cb.load_state_dict(s)
+        if hasattr(self.task, "load_checkpoint_state"):
+            self.task.load_checkpoint_state(state["task"])
+        epoch, batch = state["epoch"], state["batch"]
+        self.print(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}" + (f", batch {batch + 1}" if batch else ""))
+        return epoch, batch, state["rng"].cpu() if batch else None
+
+    def _interrupt(self, epoch, batch):
+        self.save_checkpoint(epoch, batch)
+        where = f" saved to {self.checkpoint_path}; rerun with resume=True (--resume) to continue" if self.checkpoint_path else ""
+        raise TrainingInterrupted(f"training interrupted by signal {self._interrupted} at epoch {epoch + 1}, batch {batch}; "
+                                  f"checkpoint{where}.")
+
+
+class _SignalGuard:
+    """Turn SIGINT/SIGTERM into a flag checked after each batch (main thread only)."""
+
+    def __init__(self, trainer):
+        self.trainer, self.old = trainer, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.trainer._interrupted is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.trainer._interrupted = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _format_logs(logs: dict) -> str:
+    parts = [f"epoch {logs['epoch'] + 1}"]
+    for k, v in logs.items():
+        if k != "epoch" and isinstance(v, float) and math.isfinite(v):
+            parts.append(f"{k}={v:.4g}")
+    return "  ".join(parts)

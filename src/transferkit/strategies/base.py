@@ -1,0 +1,346 @@
+"""Strategy: scikit-learn's estimator contract for transfer-learning strategies.
+
+``__init__`` stores keyword arguments only; ``fit(...)`` returns self; learned state ends in ``_``
+(``model_``, ``classes_``, ``history_``); ``predict``, ``predict_proba``, ``evaluate``; ``save`` / ``load``.
+Each strategy declares the data roles it needs in ``data_roles`` (e.g. ``("train", "target")``).
+
+:class:`NeuralStrategy` is the base of every strategy that trains a network: it owns the shared
+training parameters, builds the backbone, transforms and loaders, and hands itself to the one
+:class:`~transferkit.engine.Trainer` as the task. A subclass supplies ``build_model`` and
+``training_step`` (and, when needed, ``param_groups``, ``train_loader``, callback hooks).
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from ..backbones import Backbone, create_backbone
+from ..data import ImageDataset, ImageTransform
+from ..engine import (EarlyStopping, Trainer, build_optimizer, classification_metrics, make_loader, make_result,
+                      write_result)
+from ..errors import DataError, TransferkitError, check_choice, check_range
+from ..utils import atomic_path, count_parameters, read_json, seed_everything, write_json
+
+ROLES = {
+    "train": "labelled training images",
+    "val": "labelled validation images (optional)",
+    "target": "unlabelled images of the target domain",
+    "semantics": "class attributes or descriptions",
+    "tasks": "a sequence or set of tasks",
+    "teacher": "a trained teacher model",
+}
+
+
+class Strategy(BaseEstimator):
+    """Base of all strategies. Subclasses set ``name``, ``family``, ``data_roles`` and a docstring."""
+
+    name: str = ""
+    family: str = ""
+    data_roles: tuple[str, ...] = ("train",)
+
+    @classmethod
+    def _get_param_names(cls):
+        """Parameters of every ``__init__`` along the MRO (subclasses pass the shared ones via **kwargs)."""
+        names = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass in (object, BaseEstimator):
+                continue
+            for p in inspect.signature(init).parameters.values():
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
+                    names.append(p.name)
+        return sorted(names)
+
+    # -- contract ------------------------------------------------------------------------------
+    def fit(self, train, **roles):
+        raise NotImplementedError
+
+    def predict_proba(self, data) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, data) -> np.ndarray:
+        """Predicted class indices (N,); ``self.classes_[pred]`` gives names."""
+        return self.predict_proba(data).argmax(1)
+
+    def evaluate(self, data: ImageDataset) -> dict:
+        """Accuracy, balanced accuracy, macro-F1, per-class accuracy, confusion matrix and ECE on ``data``."""
+        self._check_fitted()
+        labelled = np.flatnonzero(data.labels >= 0)
+        if len(labelled) == 0:
+            raise DataError(f"evaluate: {data.name or 'the dataset'} has no labelled images.")
+        data = data.subset(labelled) if len(labelled) < len(data) else data
+        self._check_classes(data)
+        proba = self.predict_proba(data)
+        return classification_metrics(data.labels, proba=proba, classes=self.classes_)
+
+    def _check_fitted(self):
+        if not hasattr(self, "classes_"):
+            raise TransferkitError(f"This {type(self).__name__} is not fitted yet; call fit() first.")
+
+    def _check_classes(self, data: ImageDataset):
+        if list(data.classes) != list(self.classes_):
+            a, b = set(data.classes), set(self.classes_)
+            raise DataError(f"{data.name or 'The dataset'} has classes that differ from the fitted ones: "
+                            f"only in the data {sorted(a - b)}, only in the model {sorted(b - a)}"
+                            + ("" if a != b else " (same names, different order)") + ".")
+
+    # -- results -------------------------------------------------------------------------------
+    def json_params(self) -> dict:
+        out = {}
+        for k, v in self.get_params(deep=False).items():
+            out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict)) else repr(v)
+        return out
+
+    def result(self, metrics: dict, *, data=None, extra=None) -> dict:
+        """A result record for this fitted strategy (see engine.results)."""
+        timings = {"fit_s": getattr(self, "fit_time_", None)}
+        extra = {"n_params": getattr(self, "n_params_", None), "n_trainable_params": getattr(self, "n_trainable_params_", None),
+                 "classes": list(getattr(self, "classes_", [])), **(extra or {})}
+        return make_result(strategy=self.name, family=self.family, params=self.json_params(), metrics=metrics,
+                           history=getattr(self, "history_", []), timings=timings, data=data, extra=extra)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory) -> Path:
+        """Write ``strategy.json`` (name, params, classes, state) and ``model.safetensors``."""
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        meta = {"kind": "transferkit.strategy", "name": self.name, "params": self.json_params(),
+                "classes": list(self.classes_), "state": self._extra_state()}
+        tensors = self._tensor_state()
+        if tensors:
+            with atomic_path(d / "model.safetensors", ".safetensors") as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        write_json(d / "strategy.json", meta)
+        return d
+
+    @classmethod
+    def load(cls, directory) -> "Strategy":
+        """Rebuild a saved strategy (any registered class) from ``directory``."""
+        from safetensors.torch import load_file
+
+        from .registry import get_strategy_class
+
+        d = Path(directory)
+        if not (d / "strategy.json").exists():
+            raise TransferkitError(f"{d} is not a saved transferkit strategy (no strategy.json).")
+        meta = read_json(d / "strategy.json")
+        klass = get_strategy_class(meta["name"])
+        params = {k: v for k, v in meta["params"].items() if k in klass._get_param_names()}
+        obj = klass(**params)
+        obj.classes_ = list(meta["classes"])
+        tensors = load_file(str(d / "model.safetensors")) if (d / "model.safetensors").exists() else {}
+        obj._restore(meta.get("state", {}), tensors)
+        return obj
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _tensor_state(self) -> dict:
+        return {}
+
+    def _restore(self, state: dict, tensors: dict) -> None:
+        raise NotImplementedError
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head: (B, C, H, W) in [0, 1] -> logits (B, n_classes)."""
+
+    def __init__(self, backbone: Backbone, num_classes: int, dropout: float = 0.0):
+        super().__init__()
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.num_features, num_classes)
+
+    def features(self, x):
+        return self.backbone(x)
+
+    def forward(self, x):
+        return self.head(self.dropout(self.backbone(x)))
+
+
+class NeuralStrategy(Strategy):
+    """Shared training parameters of every network-training strategy.
+
+    Args:
+        backbone: a spec (``builtin:small-cnn``, ``timm:resnet50.a1_in1k``, ``file:PATH``...) or a Backbone.
+        pretrained: load hub weights for hub specs.
+        epochs, batch_size, lr, weight_decay, optimizer ('adamw', 'adam', 'sgd'): the optimisation.
+        scheduler ('cosine', 'onecycle', 'linear', 'constant'), warmup_epochs, grad_clip.
+        label_smoothing: cross-entropy label smoothing (Szegedy et al. 2016).
+        augment: 'none', 'light', 'flip', 'strong' (see ImageTransform).
+        input_size: override the backbone's input size (int or (H, W)).
+        val_fraction: hold out this stratified fraction of ``train`` for validation when no ``val`` is given.
+        early_stopping: patience in epochs on validation accuracy (needs validation data), or None.
+        precision, accelerator, devices: Lightning Fabric settings (``devices=2`` is DDP).
+        checkpoint_dir, resume: per-epoch checkpoints and resuming.
+        num_workers, seed, progress.
+    """
+
+    def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, epochs: int = 10,
+                 batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4, optimizer: str = "adamw",
+                 scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None,
+                 label_smoothing: float = 0.0, augment: str = "none", input_size=None, val_fraction: float = 0.0,
+                 early_stopping: int | None = None, precision: str = "auto", accelerator: str = "auto",
+                 devices: int = 1, checkpoint_dir=None, resume: bool = False, num_workers: int = 0,
+                 seed: int = 0, progress: bool = True):
+        self.backbone, self.pretrained, self.epochs, self.batch_size = backbone, pretrained, epochs, batch_size
+        self.lr, self.weight_decay, self.optimizer, self.scheduler = lr, weight_decay, optimizer, scheduler
+        self.warmup_epochs, self.grad_clip, self.label_smoothing, self.augment = warmup_epochs, grad_clip, label_smoothing, augment
+        self.input_size, self.val_fraction, self.early_stopping = input_size, val_fraction, early_stopping
+        self.precision, self.accelerator, self.devices = precision, accelerator, devices
+        self.checkpoint_dir, self.resume, self.num_workers, self.seed, self.progress = checkpoint_dir, resume, num_workers, seed, progress
+
+    # -- building blocks ---------------------------------------------------------------------------
+    def _validate_params(self):
+        owner = type(self).__name__
+        check_range(owner, "epochs", self.epochs, 1)
+        check_range(owner, "batch_size", self.batch_size, 1)
+        check_range(owner, "lr", self.lr, 0, low_open=True)
+        check_range(owner, "label_smoothing", self.label_smoothing, 0, 1)
+        check_range(owner, "val_fraction", self.val_fraction, 0, 0.9)
+
+    def make_backbone(self) -> Backbone:
+        if isinstance(self.backbone, Backbone):
+            return self.backbone
+        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
+
+    def build_model(self, backbone: Backbone, num_classes: int) -> nn.Module:
+        """The network this strategy trains; default: backbone + linear head."""
+        return Classifier(backbone, num_classes)
+
+    @property
+    def module(self) -> nn.Module:
+        """What the Trainer optimises (override to add critics, teachers...)."""
+        return self.model_
+
+    def param_groups(self) -> list[dict]:
+        """Named parameter groups with learning rates; default: one group at ``lr``."""
+        return [{"params": list(self.module.parameters()), "lr": self.lr, "name": "all"}]
+
+    def configure_optimizer(self):
+        return build_optimizer(self.optimizer, self.param_groups(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def transform(self, train: bool) -> ImageTransform:
+        return ImageTransform(self.backbone_.data_config, train=train, augment=self.augment if train else "none")
+
+    def loader(self, data: ImageDataset, *, train: bool, batch_size: int | None = None):
+        return make_loader(data.with_transform(self.transform(train)), batch_size or self.batch_size,
+                           shuffle=train, seed=self.seed, num_workers=self.num_workers, drop_last=train)
+
+    def train_loader(self, train: ImageDataset, **roles):
+        """The training loader; strategies with paired or episodic data override this."""
+        return self.loader(train, train=True)
+
+    def make_trainer(self, callbacks=()) -> Trainer:
+        cbs = list(callbacks)
+        if self.early_stopping:
+            cbs.append(EarlyStopping("val_accuracy", "max", patience=self.early_stopping))
+        return Trainer(max_epochs=self.epochs, accelerator=self.accelerator, devices=self.devices,
+                       precision=self.precision, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
+                       grad_clip=self.grad_clip, callbacks=cbs, checkpoint_dir=self.checkpoint_dir,
+                       resume=self.resume, seed=self.seed, progress=self.progress)
+
+    def loss(self, logits, y):
+        return nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+
+    def training_step(self, batch) -> dict:
+        x, y = batch
+        logits = self.model_(x)
+        loss = self.loss(logits, y)
+        return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
+
+    def validate(self, loader) -> dict:
+        total, correct, loss = 0, 0, 0.0
+        device = next(self.module.parameters()).device
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            logits = self.logits(x)
+            loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        return {"val_loss": loss / max(1, total), "val_accuracy": correct / max(1, total)}
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch in [0, 1] pixel space (B, C, H, W) -> (B, n_classes)."""
+        return self.model_(x)
+
+    # -- fit / predict -------------------------------------------------------------------------------
+    def _check_train(self, train: ImageDataset) -> ImageDataset:
+        if not isinstance(train, ImageDataset):
+            raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
+        labelled = np.flatnonzero(train.labels >= 0)
+        present = np.unique(train.labels[labelled])
+        if len(present) < 2:
+            raise DataError(f"{type(self).__name__} needs at least 2 classes with labelled images; "
+                            f"{train.name or 'the training set'} has {len(present)} ({[train.classes[c] for c in present]}).")
+        return train.subset(labelled) if len(labelled) < len(train) else train
+
+    def _split_val(self, train, val):
+        if val is None and self.val_fraction:
+            from ..data import stratified_split
+
+            train, val = stratified_split(train, self.val_fraction, seed=self.seed)
+        return train, val
+
+    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
+        """Train on labelled ``train`` (and the other declared roles); returns self."""
+        self._validate_params()
+        train = self._check_train(train)
+        train, val = self._split_val(train, val)
+        seed_everything(self.seed)
+        self.classes_ = list(train.classes)
+        self.backbone_ = self.make_backbone()
+        self.model_ = self.build_model(self.backbone_, len(self.classes_))
+        self.setup(train, **roles)
+        t0 = time.perf_counter()
+        trainer = self.make_trainer(self.callbacks())
+        self.history_ = trainer.fit(self, self.train_loader(train, **roles),
+                                    self.loader(val, train=False) if val is not None else None)
+        self.fit_time_ = time.perf_counter() - t0
+        self.model_.eval()
+        self.n_params_ = count_parameters(self.model_)
+        self.n_trainable_params_ = getattr(self, "n_trainable_params_", None) or count_parameters(self.model_, trainable_only=True)
+        return self
+
+    def setup(self, train: ImageDataset, **roles) -> None:
+        """Hook before training (freeze layers, build critics, cache teacher outputs...)."""
+
+    def callbacks(self) -> list:
+        return []
+
+    @torch.inference_mode()
+    def predict_proba(self, data) -> np.ndarray:
+        """Class probabilities (N, n_classes) for an ImageDataset or a [0, 1] tensor batch (B, C, H, W)."""
+        self._check_fitted()
+        model = self.model_.eval()
+        device = next(model.parameters()).device
+        if isinstance(data, torch.Tensor):
+            return torch.softmax(self.logits(data.to(device)).float(), 1).cpu().numpy()
+        outs = [torch.softmax(self.logits(x.to(device)).float(), 1).cpu() for x, _ in self.loader(data, train=False, batch_size=256)]
+        return torch.cat(outs).numpy() if outs else np.zeros((0, len(self.classes_)), np.float32)
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def _extra_state(self) -> dict:
+        return {"data_config": self.backbone_.data_config, "arch": self.backbone_.arch,
+                "history": getattr(self, "history_", [])}
+
+    def _tensor_state(self) -> dict:
+        return self.model_.state_dict()
+
+    def _restore(self, state: dict, tensors: dict) -> None:
+        self.backbone_ = create_backbone(state["arch"], pretrained=False)
+        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+        self.model_ = self.build_model(self.backbone_, len(self.classes_))
+        self.model_.load_state_dict(tensors)
+        self.model_.eval()
+        self.history_ = state.get("history", [])

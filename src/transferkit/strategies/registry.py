@@ -1,0 +1,50 @@
+"""The strategy registry: ``@register_strategy``, ``create_strategy(name, **params)``, ``list_strategies()``."""
+from __future__ import annotations
+
+import difflib
+
+from ..errors import TransferkitError
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register_strategy(cls):
+    """Class decorator: register a Strategy subclass under its ``name``."""
+    name = getattr(cls, "name", None)
+    if not name:
+        raise TypeError(f"{cls.__name__} needs a class attribute 'name' to be registered")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise TypeError(f"strategy name {name!r} is taken by {_REGISTRY[name].__name__}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _ensure_loaded():
+    from . import _load_all  # noqa: F401  (imports every strategy module once)
+
+    _load_all()
+
+
+def get_strategy_class(name: str) -> type:
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise TransferkitError(f"Unknown strategy {name!r}.{hint} Valid strategies: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]
+
+
+def create_strategy(name: str, **params):
+    """Instantiate a registered strategy; unknown parameters are reported with the valid ones."""
+    cls = get_strategy_class(name)
+    valid = cls._get_param_names()
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise TransferkitError(f"Unknown parameter(s) {unknown} for strategy {name!r}; valid: {', '.join(valid)}.")
+    return cls(**params)
+
+
+def list_strategies(family: str | None = None) -> dict[str, type]:
+    """Registered strategies by name (optionally one family)."""
+    _ensure_loaded()
+    return {n: c for n, c in sorted(_REGISTRY.items()) if family is None or c.family == family}

@@ -90,10 +90,10 @@ def state_fingerprint(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in module.state_dict().items():
         h.update(name.encode())
-        t = t.detach().cpu().contiguous()
+        t = t.detach().cpu().contiguous().reshape(-1)
         if t.dtype == torch.bfloat16:
             t = t.float()
-        h.update(t.numpy().view(np.uint8).reshape(-1).data if t.numel() else b"")
+        h.update(t.numpy().view(np.uint8).data if t.numel() else b"")
     return h.hexdigest()[:20]
 
 

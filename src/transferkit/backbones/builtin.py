@@ -1,7 +1,7 @@
 """Small CPU-friendly networks, registered as timm models so they share timm's uniform interface.
 
-``tk_small_cnn``: four conv blocks for 28-64 px inputs (~0.1 M parameters, 128-d embeddings).
-``tk_tiny_resnet``: a four-stage ResNet with basic blocks for 32-64 px inputs (~0.7 M parameters,
+``tk_small_cnn``: a stem and four conv blocks for 28-64 px inputs (0.2 M parameters, 128-d embeddings).
+``tk_tiny_resnet``: a four-stage ResNet with basic blocks for 32-64 px inputs (1.2 M parameters,
 256-d embeddings); He et al., "Deep Residual Learning", CVPR 2016.
 
 Both expose ``stem``, ``stages`` (an ``nn.Sequential`` of feature-map stages), ``forward_features``,
@@ -14,8 +14,8 @@ from torch import nn
 from timm.models import register_model
 
 BUILTINS = {
-    "small-cnn": ("tk_small_cnn", "4-block CNN, 128-d embeddings, ~0.1 M params; 28-64 px inputs"),
-    "tiny-resnet": ("tk_tiny_resnet", "4-stage ResNet (basic blocks), 256-d embeddings, ~0.7 M params; 32-64 px"),
+    "small-cnn": ("tk_small_cnn", "4-block CNN, 128-d embeddings, 0.2 M params; 28-64 px inputs"),
+    "tiny-resnet": ("tk_tiny_resnet", "4-stage ResNet (basic blocks), 256-d embeddings, 1.2 M params; 32-64 px"),
     "micro-cnn": ("tk_micro_cnn", "2-block CNN, 32-d embeddings, ~7 k params; a distillation student"),
 }
 

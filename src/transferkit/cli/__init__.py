@@ -1,0 +1,23 @@
+"""Command line: ``transferkit COMMAND --help``. Each module below registers its commands on ``app``."""
+import importlib
+
+from .app import app
+
+COMMAND_MODULES = ("core", "choose", "tour")
+
+
+def _register():
+    for mod in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{mod}":
+                raise
+
+
+def main():
+    _register()
+    app()
+
+
+__all__ = ["app", "main"]

@@ -68,6 +68,8 @@ def create_backbone(spec: str, *, pretrained: bool = True, arch: str | None = No
         torch.Size([2, 128])
     """
     scheme, name = parse_spec(spec)
+    if scheme == "file" and "?arch=" in name:  # file:PATH?arch=timm:NAME (bare state dicts, e.g. from the CLI)
+        name, _, arch = name.partition("?arch=")
     if scheme == "file":
         bb = _from_file(name, arch=arch, in_chans=in_chans, **model_kwargs)
     elif scheme == "torchvision":
@@ -232,8 +234,16 @@ def _from_file(path: str, *, arch: str | None, in_chans=None, **kwargs) -> Backb
                                for k, v in meta.get("data_config", {}).items()})
     else:  # bare timm state dict: timm's own local-file mechanism (filters the classifier, adapts in_chans)
         timm_name = _builtin_name(name) if scheme == "builtin" else name
-        bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans,
-                        pretrained_file=str(p), **kwargs)
+        state = load_weights(p)  # the safety gate: refuse code-running pickles before timm opens the file
+        if scheme == "builtin":  # builtins have no timm pretrained loader: load the body here (head dropped)
+            bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans, **kwargs)
+            missing, _ = bb.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")},
+                                                  strict=False)
+            if [k for k in missing if not k.startswith("head.")]:
+                raise TransferkitError(f"{p} does not fit {arch}: missing {missing[:5]}.")
+        else:
+            bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans,
+                            pretrained_file=str(p), **kwargs)
     bb.spec, bb.arch = f"file:{p}", arch
     return bb
 
@@ -247,7 +257,15 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(p))
+        try:
+            return load_file(str(p))
+        except FileNotFoundError:
+            raise TransferkitError(f"Weights file not found: {p}") from None
+        except Exception as e:  # truncated or corrupt header/data
+            raise TransferkitError(f"Cannot read safetensors file {p}: {type(e).__name__}: {str(e)[:200]}. "
+                                   f"The file is corrupt or truncated; save or download it again.") from None
+    if not p.exists():
+        raise TransferkitError(f"Weights file not found: {p}")
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:

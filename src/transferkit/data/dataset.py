@@ -54,8 +54,44 @@ class ImageDataset(torch.utils.data.Dataset):
         for key, col in [("domains", self.domains), *self.extra.items()]:
             if col is not None and len(col) != n:
                 raise DataError(f"Dataset {self.name or ''}: column {key!r} has {len(col)} values for {n} images.")
-        if isinstance(self.images, np.ndarray) and self.images.dtype != np.uint8:
-            raise DataError(f"Image arrays must be uint8 in [0, 255]; got dtype {self.images.dtype}.")
+        if isinstance(self.images, np.ndarray):
+            if self.images.dtype != np.uint8:
+                raise DataError(f"Image arrays must be uint8 in [0, 255]; got dtype {self.images.dtype}.")
+            shape = self.images.shape
+            if self.images.ndim not in (3, 4) or (self.images.ndim == 4 and shape[-1] not in (1, 2, 3, 4)):
+                raise DataError(f"Dataset {self.name or ''}: image arrays must be (N, H, W) or (N, H, W, C) with "
+                                f"1, 2, 3 or 4 channels (gray, gray+alpha, RGB, RGBA); got shape {shape}.")
+        self._validate_semantics()
+
+    def _validate_semantics(self) -> None:
+        """Class semantics (when given as a dict) must cover every class: an attribute row and a description
+        for each. With a ``"classes"`` list (data.semantics) rows follow that list, which may hold more classes."""
+        sem = self.semantics
+        if not isinstance(sem, dict):
+            return
+        named = sem.get("classes")
+        if sem.get("attributes") is not None and named is not None:
+            att = np.asarray(sem["attributes"])
+            missing = [c for c in self.classes if c not in set(map(str, named))]
+            if att.ndim != 2 or att.shape[0] != len(named) or missing:
+                raise DataError(
+                    f"Dataset {self.name or ''}: the attribute table has {att.shape[0] if att.ndim else 0} rows for "
+                    f"{len(named)} named classes; classes of the data without attributes: {missing[:10]}.")
+        elif sem.get("attributes") is not None:
+            att = np.asarray(sem["attributes"])
+            if att.ndim != 2 or att.shape[0] != self.num_classes:
+                raise DataError(
+                    f"Dataset {self.name or ''}: the attribute table has {att.shape[0] if att.ndim else 0} rows for "
+                    f"{self.num_classes} classes (shape {att.shape}); it needs one row per class, in the order of "
+                    f"{self.classes[:10]}{'...' if self.num_classes > 10 else ''}.")
+            if not np.isfinite(att.astype(np.float64)).all():
+                raise DataError(f"Dataset {self.name or ''}: the attribute table holds NaN or inf values.")
+        descriptions = sem.get("descriptions")
+        if isinstance(descriptions, dict):
+            missing = [c for c in self.classes if not descriptions.get(c)]
+            if missing:
+                raise DataError(f"Dataset {self.name or ''}: no description for class(es) {missing[:10]}"
+                                f"{'...' if len(missing) > 10 else ''}; every class needs at least one sentence.")
 
     # -- basics ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -119,9 +155,21 @@ class ImageDataset(torch.utils.data.Dataset):
         out = ImageDataset(
             images, labels, classes if classes is not None else self.classes,
             domains=None if self.domains is None else self.domains[idx],
-            extra={k: v[idx] for k, v in self.extra.items()}, semantics=self.semantics,
+            extra={k: v[idx] for k, v in self.extra.items()}, semantics=self._semantics_for(classes),
             name=self.name, root=self.root, transform=self.transform)
         return out
+
+    def _semantics_for(self, classes):
+        """The semantics restricted to ``classes`` (attribute rows and descriptions follow the class names)."""
+        sem = self.semantics
+        if classes is None or not isinstance(sem, dict) or list(classes) == self.classes or "classes" in sem:
+            return sem  # (semantics with their own class list are keyed by name: nothing to re-index)
+        sem = dict(sem)
+        if sem.get("attributes") is not None and all(c in self.classes for c in classes):
+            sem["attributes"] = np.asarray(sem["attributes"])[[self.classes.index(c) for c in classes]]
+        if isinstance(sem.get("descriptions"), dict):
+            sem["descriptions"] = {c: v for c, v in sem["descriptions"].items() if c in set(classes)}
+        return sem
 
     def unlabelled(self) -> "ImageDataset":
         """The same images with every label hidden (-1), e.g. a domain-adaptation target."""

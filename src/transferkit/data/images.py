@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageLoadError
+from ..errors import DataError, ImageLoadError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -60,4 +60,4 @@ def array_to_chw(arr: np.ndarray) -> np.ndarray:
         return arr[:, None]
     if arr.ndim == 4:
         return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-    raise ValueError(f"image arrays must be (N, H, W) or (N, H, W, C); got shape {arr.shape}")
+    raise DataError(f"Image arrays must be (N, H, W) or (N, H, W, C); got shape {arr.shape}.")

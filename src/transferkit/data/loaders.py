@@ -114,8 +114,19 @@ def _column(rows, col):
 def from_arrays(images, labels, classes=None, *, name: str = "arrays", **kwargs) -> ImageDataset:
     """Numpy arrays: images uint8 (N, H, W) or (N, H, W, C) (floats in [0, 1] are converted)."""
     images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise DataError(f"from_arrays: images must be (N, H, W) or (N, H, W, C); got shape {images.shape}.")
     if images.dtype != np.uint8:
-        if images.dtype.kind == "f" and np.nanmin(images) >= 0 and np.nanmax(images) <= 1:
+        if images.dtype.kind == "f":
+            bad = ~np.isfinite(images)
+            if bad.any():
+                rows = np.flatnonzero(bad.reshape(len(images), -1).any(1))
+                raise DataError(f"from_arrays: {len(rows)} image(s) contain NaN or inf values (first at index "
+                                f"{rows[:5].tolist()}); images must be uint8 or finite floats in [0, 1].")
+            lo, hi = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+            if lo < 0 or hi > 1:
+                raise DataError(f"from_arrays: images must be uint8 or floats in [0, 1]; got dtype {images.dtype} "
+                                f"with values in [{lo:.4g}, {hi:.4g}]. Scale them to [0, 1] or convert to uint8.")
             images = (images * 255).round().astype(np.uint8)
         else:
             raise DataError(f"from_arrays: images must be uint8 or floats in [0, 1]; got dtype {images.dtype}.")

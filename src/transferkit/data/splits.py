@@ -73,7 +73,7 @@ def _restrict(ds: ImageDataset, keep: list[int]) -> ImageDataset:
     idx = np.flatnonzero(np.isin(ds.labels, keep))
     relabel = {old: new for new, old in enumerate(keep)}
     out = ds.subset(idx, classes=[ds.classes[c] for c in keep], relabel=relabel)
-    if ds.semantics and "attributes" in ds.semantics:
+    if ds.semantics and "attributes" in ds.semantics and "classes" not in ds.semantics:  # (named rows stay)
         sem = dict(ds.semantics)
         sem["attributes"] = np.asarray(sem["attributes"])[keep]
         out.semantics = sem

@@ -57,6 +57,9 @@ class ImageTransform:
     def batch(self, images: torch.Tensor) -> torch.Tensor:
         """Vectorised path for uint8 batches (B, C, H, W) (deterministic transforms only)."""
         x = images.float().div_(255.0)
+        if x.shape[1] in (2, 4):  # gray+alpha / RGBA: composite on white, as open_image does for files
+            alpha = x[:, -1:]
+            x = x[:, :-1] * alpha + (1.0 - alpha)
         if x.shape[1] != self.channels:
             x = x.expand(-1, 3, -1, -1) if self.channels == 3 else x.mul(torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         if tuple(x.shape[-2:]) != self.size:

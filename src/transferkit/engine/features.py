@@ -1,11 +1,14 @@
 """Batched feature extraction under ``inference_mode`` with an on-disk cache.
 
 The cache key covers the backbone architecture, its weights, the transform, the layer and the data
-fingerprint; embeddings are streamed into a memory-mapped .npy file (bounded memory) that is renamed
-into place only when complete, so a half-written cache is never read.
+fingerprint; embeddings are streamed batch by batch into a .npy file (bounded memory: only one batch of
+embeddings is held at a time) that is renamed into place only when complete, so a half-written cache
+is never read; an unreadable or truncated cache file is ignored and recomputed. Non-finite embeddings
+(a diverged or corrupted backbone) raise instead of being cached.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.dataset import ImageDataset
 from ..data.transforms import ImageTransform
+from ..errors import DataError
 from ..utils import atomic_path, cache_dir, fingerprint, state_fingerprint
 from .loaders import make_loader
 
@@ -32,13 +36,15 @@ def _layer_module(backbone, layer):
 
 @torch.inference_mode()
 def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, layer=None, cache: bool | str = True,
-                     device=None, num_workers: int = 0, progress: bool = True, dtype=np.float32) -> np.ndarray:
+                     device=None, num_workers: int = 0, progress: bool = True, dtype=np.float32,
+                     check_finite: bool = True) -> np.ndarray:
     """Embeddings (N, D) of ``dataset`` (labels ignored) from a frozen ``backbone``.
 
     Args:
         layer: None for the pooled embedding; an int (stage index of ``stage_modules()``) or a module
             name of ``backbone.model`` for an intermediate layer, global-average-pooled to (N, C).
         cache: True (``~/.cache/transferkit/features``), a directory, or False. A hit costs no forward pass.
+        check_finite: raise :class:`DataError` (nothing is cached) when an embedding holds NaN or inf.
 
     Returns a float32 array; from the cache it is memory-mapped (read-only).
     """
@@ -50,9 +56,12 @@ def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, 
         path = root / f"{feature_cache_key(backbone, dataset, transform, layer)}.npy"
         if path.exists():
             try:
-                return np.load(path, mmap_mode="r")
-            except (ValueError, OSError):
-                path.unlink(missing_ok=True)  # unreadable: recompute
+                cached = np.load(path, mmap_mode="r")
+                if cached.ndim == 2 and cached.shape[0] == len(dataset):
+                    return cached
+            except (ValueError, OSError, EOFError):
+                pass
+            path.unlink(missing_ok=True)  # unreadable, truncated or the wrong shape: recompute
     device = torch.device(device) if device else next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval().to(device)
@@ -62,32 +71,47 @@ def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, 
         hook = _layer_module(backbone, layer).register_forward_hook(lambda m, i, o: captured.__setitem__("x", o))
     loader = make_loader(data, batch_size, num_workers=num_workers)
     try:
-        out, pos = None, 0
-        ctx = atomic_path(path, ".npy") if path else None
-        tmp = ctx.__enter__() if ctx else None
-        try:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(path, ".npy")) if path else None
+            fh = out = None
+            pos, n_bad, first_bad = 0, 0, []
             for x, _ in tqdm(loader, desc="extracting features", disable=not progress, leave=False, unit="batch"):
                 f = backbone(x.to(device, non_blocking=True))
                 if layer is not None:
                     f = captured["x"]
                     f = f.mean(dim=(2, 3)) if f.dim() == 4 else (f.mean(1) if f.dim() == 3 else f)
-                f = f.float().cpu().numpy()
-                if out is None:
+                f = np.ascontiguousarray(f.float().cpu().numpy().reshape(len(f), -1), dtype=dtype)
+                if fh is None and out is None:
                     shape = (len(data), f.shape[1])
-                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape) if tmp else np.empty(shape, dtype)
-                out[pos:pos + len(f)] = f
+                    if tmp is not None:  # stream: a .npy header, then one batch of rows at a time
+                        fh = stack.enter_context(open(tmp, "wb"))
+                        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                                  "fortran_order": False, "shape": shape})
+                    else:
+                        out = np.empty(shape, dtype)
+                if check_finite:
+                    bad = np.flatnonzero(~np.isfinite(f).all(1))
+                    n_bad += len(bad)
+                    first_bad += [pos + int(b) for b in bad[:max(0, 3 - len(first_bad))]]
+                if fh is not None:
+                    fh.write(f.tobytes())
+                else:
+                    out[pos:pos + len(f)] = f
                 pos += len(f)
-            if out is None:
-                out = np.empty((0, backbone.num_features), dtype)
-            if tmp is not None:
-                out.flush()
-                del out
-        except BaseException as e:
-            if ctx:
-                ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        if ctx:
-            ctx.__exit__(None, None, None)
+            if n_bad:
+                raise DataError(
+                    f"Backbone {backbone.spec} produced non-finite (NaN or inf) embeddings for {n_bad} of {pos} images "
+                    f"(first: {', '.join(dataset.describe(i) for i in first_bad)}). Its weights are likely corrupt or "
+                    f"diverged (a NaN/inf loss during training); re-create or re-train it. Nothing was cached.")
+            if fh is None and out is None:
+                shape = (len(data), backbone.num_features)
+                out = np.empty(shape, dtype)
+                if tmp is not None:
+                    np.save(tmp, out)
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if path is not None:
             return np.load(path, mmap_mode="r")
         return out
     finally:

@@ -101,7 +101,8 @@ class Trainer:
     def __init__(self, *, max_epochs: int = 10, accelerator: str = "auto", devices: int = 1, precision: str = "auto",
                  scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None,
                  callbacks=(), checkpoint_dir=None, resume: bool = False, seed: int = 0, progress: bool = True,
-                 loggers=("csv",), nan_policy: str = "skip", max_bad_steps: int = 3, max_steps_per_epoch: int | None = None):
+                 loggers=("csv",), nan_policy: str = "skip", max_bad_steps: int = 3, max_steps_per_epoch: int | None = None,
+                 channels_last: bool = False):
         check_choice("Trainer", "nan_policy", nan_policy, ("skip", "stop"))
         self.max_epochs, self.accelerator, self.devices, self.precision = max_epochs, accelerator, devices, precision
         self.scheduler_name, self.warmup_epochs, self.grad_clip = scheduler, warmup_epochs, grad_clip
@@ -110,11 +111,13 @@ class Trainer:
         self.resume, self.seed, self.progress = resume, seed, progress
         self.logger_names, self.nan_policy, self.max_bad_steps = tuple(loggers or ()), nan_policy, max_bad_steps
         self.max_steps_per_epoch = max_steps_per_epoch
+        self.channels_last = channels_last  # NHWC weights and 4-D input batches (faster convs with AMP on GPU)
         self.history: list[dict] = []
         self.epoch = 0
         self.global_step = 0
         self.should_stop = False
         self._interrupted = None
+        self._partial = self._resume_partial = None  # running sums of an interrupted epoch
 
     # -- helpers available to tasks and callbacks ----------------------------------------------
     @property
@@ -138,6 +141,8 @@ class Trainer:
         self.task = task
         seed_everything(self.seed + fabric.global_rank)
         self.module = task.module
+        if self.channels_last:
+            task.module.to(memory_format=torch.channels_last)
         step_module = _StepModule(task)
         optimizer = task.configure_optimizer()
         self._wrapped, self.optimizer = fabric.setup(step_module, optimizer)
@@ -158,6 +163,8 @@ class Trainer:
                 self._call(hooks, "on_epoch_start", self, epoch)
                 task.module.train()
                 sums, count, t0 = {}, 0, time.perf_counter()
+                if skip_batches and self._resume_partial:  # the interrupted epoch's running sums
+                    sums, count = dict(self._resume_partial["sums"]), int(self._resume_partial["count"])
                 bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
                            disable=not (self.progress and fabric.is_global_zero), unit="batch", dynamic_ncols=True)
                 for i, batch in enumerate(train_loader):
@@ -183,6 +190,7 @@ class Trainer:
                     bar.update(1)
                     if self._interrupted is not None:
                         bar.close()
+                        self._partial = {"sums": dict(sums), "count": count}
                         self._interrupt(epoch, i + 1)
                 bar.close()
                 skip_batches, rng_state = 0, None
@@ -207,14 +215,24 @@ class Trainer:
     def _step(self, batch) -> dict | None:
         fabric = self.fabric
         batch = batch_to(batch, fabric.device)
+        if self.channels_last:
+            batch = _to_channels_last(batch)
         out = self._wrapped(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
             return None
         fabric.backward(loss)
+        norm = None
         if self.grad_clip:
-            fabric.clip_gradients(self._wrapped, self.optimizer, max_norm=self.grad_clip, error_if_nonfinite=False)
+            norm = fabric.clip_gradients(self._wrapped, self.optimizer, max_norm=self.grad_clip, error_if_nonfinite=False)
+        if not self._uses_grad_scaler():  # (fp16's GradScaler skips non-finite steps itself)
+            if norm is None:
+                grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False) if grads else None
+            if norm is not None and not torch.isfinite(torch.as_tensor(norm)):
+                self.optimizer.zero_grad(set_to_none=True)  # a finite loss with NaN/inf gradients: skip the step
+                return None
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -222,14 +240,20 @@ class Trainer:
         return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in out.items()
                 if isinstance(v, (torch.Tensor, int, float)) and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
 
+    def _uses_grad_scaler(self) -> bool:
+        return resolve_precision(self.precision, self.accelerator) == "16-mixed" and self.fabric.device.type == "cuda"
+
     def _diverged(self, epoch, batch):
         lrs = sorted({g["lr"] for g in self.optimizer.param_groups})
         prec = resolve_precision(self.precision, self.accelerator)
-        hint = " fp16 overflow is likely: try precision='bf16-mixed' or '32-true'." if prec.startswith("16") else ""
+        hint = (" fp16 overflow is likely: try precision='bf16-mixed' or '32-true'."
+                if prec.startswith("16") and self.fabric.device.type == "cuda" else "")
+        where = (f" The last good checkpoint is {self.checkpoint_path} (resume=True continues from it)."
+                 if self.checkpoint_path is not None and self.checkpoint_path.exists() else "")
         raise DivergenceError(
             f"The loss became NaN/inf at epoch {epoch + 1}, batch {batch + 1} ({self.max_bad_steps if self.nan_policy == 'skip' else 1} "
             f"non-finite step(s) in a row). The learning rate is the usual cause (current: {lrs[-1]:.3g}); lower it, "
-            f"or set grad_clip.{hint} The last good checkpoint (if any) is in {self.checkpoint_dir}.")
+            f"or set grad_clip.{hint}{where}")
 
     # -- loaders ----------------------------------------------------------------------------------
     def _setup_loader(self, loader):
@@ -281,6 +305,7 @@ class Trainer:
             "callbacks": [cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")],
             "task": self.task.checkpoint_state() if hasattr(self.task, "checkpoint_state") else {},
             "rng": torch.get_rng_state(),
+            "partial": self._partial if batch else None,
         }
         if self.fabric.is_global_zero:
             with atomic_path(self.checkpoint_path, ".ckpt") as tmp:
@@ -307,6 +332,7 @@ class Trainer:
             self.task.load_checkpoint_state(state["task"])
         epoch, batch = state["epoch"], state["batch"]
         self.print(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}" + (f", batch {batch + 1}" if batch else ""))
+        self._resume_partial = state.get("partial") if batch else None
         return epoch, batch, state["rng"].cpu() if batch else None
 
     def _interrupt(self, epoch, batch):
@@ -337,6 +363,17 @@ class _SignalGuard:
         for sig, handler in self.old.items():
             signal.signal(sig, handler)
         return False
+
+
+def _to_channels_last(batch):
+    """4-D floating tensors (image batches) in nested tuples/lists/dicts -> channels_last memory format."""
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 and batch.is_floating_point() else batch
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_channels_last(b) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_channels_last(v) for k, v in batch.items()}
+    return batch
 
 
 def _format_logs(logs: dict) -> str:

@@ -126,8 +126,6 @@ class Strategy(BaseEstimator):
     @classmethod
     def load(cls, directory) -> "Strategy":
         """Rebuild a saved strategy (any registered class) from ``directory``."""
-        from safetensors.torch import load_file
-
         from .registry import get_strategy_class
 
         d = Path(directory)
@@ -138,7 +136,9 @@ class Strategy(BaseEstimator):
         params = {k: v for k, v in meta["params"].items() if k in klass._get_param_names()}
         obj = klass(**params)
         obj.classes_ = list(meta["classes"])
-        tensors = load_file(str(d / "model.safetensors")) if (d / "model.safetensors").exists() else {}
+        from ..backbones.factory import load_weights  # corrupt/truncated files raise a TransferkitError
+
+        tensors = load_weights(d / "model.safetensors") if (d / "model.safetensors").exists() else {}
         obj._restore(meta.get("state", {}), tensors)
         return obj
 
@@ -184,6 +184,8 @@ class NeuralStrategy(Strategy):
         precision, accelerator, devices: Lightning Fabric settings (``devices=2`` is DDP).
         checkpoint_dir, resume: per-epoch checkpoints and resuming.
         num_workers, seed, progress.
+        channels_last: NHWC memory format for the model and 4-D input batches (faster convolutions under
+            AMP on recent GPUs; default False).
     """
 
     def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, epochs: int = 10,
@@ -192,13 +194,14 @@ class NeuralStrategy(Strategy):
                  label_smoothing: float = 0.0, augment: str = "none", input_size=None, val_fraction: float = 0.0,
                  early_stopping: int | None = None, precision: str = "auto", accelerator: str = "auto",
                  devices: int = 1, checkpoint_dir=None, resume: bool = False, num_workers: int = 0,
-                 seed: int = 0, progress: bool = True):
+                 seed: int = 0, progress: bool = True, channels_last: bool = False):
         self.backbone, self.pretrained, self.epochs, self.batch_size = backbone, pretrained, epochs, batch_size
         self.lr, self.weight_decay, self.optimizer, self.scheduler = lr, weight_decay, optimizer, scheduler
         self.warmup_epochs, self.grad_clip, self.label_smoothing, self.augment = warmup_epochs, grad_clip, label_smoothing, augment
         self.input_size, self.val_fraction, self.early_stopping = input_size, val_fraction, early_stopping
         self.precision, self.accelerator, self.devices = precision, accelerator, devices
         self.checkpoint_dir, self.resume, self.num_workers, self.seed, self.progress = checkpoint_dir, resume, num_workers, seed, progress
+        self.channels_last = channels_last
 
     # -- building blocks ---------------------------------------------------------------------------
     def _validate_params(self):
@@ -248,7 +251,8 @@ class NeuralStrategy(Strategy):
         return Trainer(max_epochs=self.epochs, accelerator=self.accelerator, devices=self.devices,
                        precision=self.precision, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
                        grad_clip=self.grad_clip, callbacks=cbs, checkpoint_dir=self.checkpoint_dir,
-                       resume=self.resume, seed=self.seed, progress=self.progress)
+                       resume=self.resume, seed=self.seed, progress=self.progress,
+                       channels_last=getattr(self, "channels_last", False))
 
     def loss(self, logits, y):
         return nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)

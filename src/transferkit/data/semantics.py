@@ -127,3 +127,24 @@ def fashion_mnist_semantics() -> dict:
     if sem["classes"] != list(FASHION_CLASSES):
         raise DataError(f"The packaged Fashion-MNIST semantics list {sem['classes']}, not {FASHION_CLASSES}.")
     return sem
+
+
+def digits_semantics() -> dict:
+    """The built-in attributes of the 10 digits: the seven segments of a seven-segment display (as in
+    the classic digit-attribute experiments) plus closed loop, two loops, diagonal stroke and round strokes
+    (0, 0.5 or 1). Written for transferkit; ``data/semantics/digits_attributes.csv``."""
+    sem = load_attributes(SEMANTICS_DIR / "digits_attributes.csv")
+    if sem["classes"] != [str(i) for i in range(10)]:
+        raise DataError(f"The packaged digits semantics list {sem['classes']}, not 0-9.")
+    return sem
+
+
+BUILTIN_SEMANTICS = {"fashion-mnist": fashion_mnist_semantics, "digits": digits_semantics}
+
+
+def builtin_semantics(dataset: str) -> dict:
+    """The packaged semantics of a built-in dataset ('fashion-mnist' or 'digits')."""
+    if dataset not in BUILTIN_SEMANTICS:
+        raise DataError(f"No built-in semantics for {dataset!r}; available: {sorted(BUILTIN_SEMANTICS)}. "
+                        f"Give an attribute CSV (class,attr1,...) or a descriptions JSON instead.")
+    return BUILTIN_SEMANTICS[dataset]()

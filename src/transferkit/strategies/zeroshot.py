@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageDataset
-from ..data.semantics import fashion_mnist_semantics, load_attributes, load_descriptions
+from ..data.semantics import BUILTIN_SEMANTICS, builtin_semantics, load_attributes, load_descriptions
 from ..engine import extract_features, make_loader
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
@@ -58,15 +58,15 @@ _ENCODERS: dict = {}
 # -- semantics and text ---------------------------------------------------------------------------
 
 def resolve_semantics(semantics, train: ImageDataset | None = None, owner: str = "zero-shot") -> dict:
-    """A semantics dict from: a dict, a path (.csv attributes / .json descriptions), 'fashion-mnist',
+    """A semantics dict from: a dict, a path (.csv attributes / .json descriptions), 'fashion-mnist', 'digits',
     or None (``train.semantics``). The dict needs ``classes`` (all classes, seen and unseen)."""
     if semantics is None and train is not None:
         semantics = train.semantics
     if semantics is None:
         raise TransferkitError(f"{owner} needs class semantics: pass semantics=<dict | attribute .csv | "
-                               f"descriptions .json | 'fashion-mnist'> or a dataset with .semantics.")
-    if isinstance(semantics, str) and semantics == "fashion-mnist":
-        return fashion_mnist_semantics()
+                               f"descriptions .json | 'fashion-mnist' | 'digits'> or a dataset with .semantics.")
+    if isinstance(semantics, str) and semantics in BUILTIN_SEMANTICS:
+        return builtin_semantics(semantics)
     if isinstance(semantics, (str, os.PathLike)):
         p = Path(semantics)
         return load_descriptions(p) if p.suffix.lower() == ".json" else load_attributes(p)

@@ -1,0 +1,123 @@
+"""Report: tables and plots from result records; escaped names; loads in headless Chromium without errors."""
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from transferkit.engine import make_result, write_result
+from transferkit.errors import TransferkitError
+from transferkit.report import build_report
+
+NASTY = ['<script>alert("x")</script>', 'a&b "quoted"', "T-shirt/top"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _cm(n, acc, rng):
+    cm = rng.integers(0, 4, (n, n))
+    np.fill_diagonal(cm, int(40 * acc))
+    return cm.tolist()
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory, target_split):
+    """A real fine-tuning result plus synthetic records of every kind the report renders."""
+    from transferkit.data import k_per_class
+    from transferkit.strategies import create_strategy
+
+    root = tmp_path_factory.mktemp("results") / "runs <&>"
+    train, test = target_split
+    ft = create_strategy("finetune", backbone="builtin:micro-cnn", pretrained=False, epochs=2, batch_size=32,
+                         progress=False, lr=3e-3).fit(k_per_class(train, 20, seed=0))
+    write_result(root / "finetune", ft.result(ft.evaluate(test)))
+    rng = np.random.default_rng(0)
+    classes = NASTY
+    for name, acc, fit_s, n in (("features", 0.81, 3.2, 120_000), ("lora", 0.86, 40.0, 300_000)):
+        metrics = {"accuracy": acc, "balanced_accuracy": acc - 0.01, "macro_f1": acc - 0.02,
+                   "per_class_accuracy": {c: acc for c in classes}, "confusion_matrix": _cm(3, acc, rng), "n": 120}
+        hist = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_accuracy": acc - 0.2 / (e + 1)} for e in range(4)]
+        write_result(root / name, make_result(strategy=name, family="reuse-weights", params={"note": "<b>bold</b>"},
+                                              metrics=metrics, history=hist, timings={"fit_s": fit_s},
+                                              extra={"n_params": n, "classes": classes}))
+    coords = np.r_[rng.normal(0, 1, (40, 2)), rng.normal(3, 1, (40, 2))].tolist()
+    write_result(root / "dann", make_result(
+        strategy="dann", family="domain-shift", params={}, metrics={"oracle_target_accuracy": 0.7},
+        timings={"fit_s": 12.0}, extra={"n_params": 150_000, "embedding_map": {"method": "tsne", "coords": coords,
+                                                                              "domain": ["day"] * 40 + ["night <i>"] * 40},
+                                        "shift": {"proxy_a_distance": 1.2}}))
+    for k, acc in ((1, 0.55), (5, 0.78)):
+        write_result(root / f"protonet-{k}shot", make_result(
+            strategy="protonet", family="scarce-data", params={"k_shot": k},
+            metrics={"accuracy": acc, "ci95": 0.012, "k_shot": k, "n_way": 5}, timings={"fit_s": 5.0 + k}))
+    write_result(root / "progressive", make_result(
+        strategy="progressive", family="many-tasks", params={}, timings={"fit_s": 30.0},
+        metrics={"accuracy_matrix": [[0.9, None, None], [0.9, 0.85, None], [0.9, 0.85, 0.8]], "forgetting": 0.0},
+        extra={"task_names": ["digits <0-4>", "digits 5-9", "fashion"]}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return build_report(results_dir, out), out
+
+
+def test_report_contains_every_section_and_escapes(report):
+    paths, out = report
+    html = open(paths["html"], encoding="utf-8").read()
+    assert paths["runs"] == 7
+    for section in ("summary", "comparison", "fewshot", "continual", "shift", "runs"):
+        assert f"id='{section}'" in html, section
+    assert "<script" not in html.lower()                       # the class name is escaped, never live
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert "a&amp;b &quot;quoted&quot;" in html and "night &lt;i&gt;" in html and "runs &lt;&amp;&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert not re.search(r"(?:https?:)?//[a-z]", html), "the page must hold no external URL"
+    assert html.count("<svg") >= 10
+    # the summary ranks the most accurate run first
+    first_row = html.split("<tr class=best>")[1].split("</tr>")[0]
+    assert "lora" in first_row
+
+
+def test_markdown_and_figures(report):
+    paths, out = report
+    md = open(paths["markdown"], encoding="utf-8").read()
+    assert md.startswith("# transferkit report") and "## Summary" in md and "## Few-shot accuracy vs shots" in md
+    assert "| protonet | 1 | 55.00% | ±1.20% |" in md
+    assert all(os.path.exists(f) for f in paths["figures"]) and len(paths["figures"]) >= 10
+    assert any(f.endswith("comparison.svg") for f in paths["figures"])
+
+
+def test_empty_directory_is_an_error(tmp_path):
+    with pytest.raises(TransferkitError, match="no result.json"):
+        build_report(tmp_path)
+
+
+def _chromium(args, tmp_path):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+           "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_page_loads_in_headless_chromium_without_console_errors(report, tmp_path):
+    paths, out = report
+    # the harness itself must catch errors: a broken page is flagged
+    bad = tmp_path / "bad.html"
+    bad.write_text("<!DOCTYPE html><html><body><script>console.error('boom'); nope();</script></body></html>")
+    assert _console_errors(_chromium(["--dump-dom", bad.as_uri()], tmp_path).stderr)
+    proc = _chromium(["--dump-dom", f"file://{paths['html']}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not _console_errors(proc.stderr), _console_errors(proc.stderr)
+    dom = proc.stdout
+    assert "id=\"summary\"" in dom and "Accuracy vs fit time" in dom and "accuracy matrix" in dom
+    shot = tmp_path / "report.png"
+    proc = _chromium(["--hide-scrollbars", "--window-size=1280,2000", f"--screenshot={shot}", f"file://{paths['html']}"], tmp_path)
+    assert shot.exists() and shot.stat().st_size > 20_000

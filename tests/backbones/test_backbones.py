@@ -18,8 +18,8 @@ def test_builtin_shapes_groups_and_config(spec, dim):
     assert bb.forward_features(x).dim() == 4
 
 
-def test_list_builtins_names_all_three():
-    assert set(list_builtins()) == {"small-cnn", "tiny-resnet", "micro-cnn"}
+def test_list_builtins_names_all_four():
+    assert set(list_builtins()) == {"small-cnn", "tiny-resnet", "micro-cnn", "mobile-cnn"}
 
 
 def test_timm_spec_uses_group_matcher_and_data_config():

@@ -37,6 +37,11 @@ def test_history_checkpoint_and_logs_every_epoch(tmp_path, target_split):
     assert (tmp_path / "logs" / "csv" / "metrics.csv").exists()
 
 
+def test_tensorboard_logs(tmp_path, target_split):
+    _ft(epochs=1, checkpoint_dir=tmp_path, loggers=["csv", "tensorboard"]).fit(target_split[0])
+    assert list((tmp_path / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+
+
 def test_resume_after_interruption_reaches_the_same_metrics(tmp_path, target_split):
     train, test = target_split
     reference = _ft().fit(train).predict_proba(test)

@@ -186,6 +186,7 @@ class NeuralStrategy(Strategy):
         num_workers, seed, progress.
         channels_last: NHWC memory format for the model and 4-D input batches (faster convolutions under
             AMP on recent GPUs; default False).
+        loggers: metric logs written under ``checkpoint_dir/logs``: any of 'csv', 'tensorboard'.
     """
 
     def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, epochs: int = 10,
@@ -194,14 +195,15 @@ class NeuralStrategy(Strategy):
                  label_smoothing: float = 0.0, augment: str = "none", input_size=None, val_fraction: float = 0.0,
                  early_stopping: int | None = None, precision: str = "auto", accelerator: str = "auto",
                  devices: int = 1, checkpoint_dir=None, resume: bool = False, num_workers: int = 0,
-                 seed: int = 0, progress: bool = True, channels_last: bool = False):
+                 seed: int = 0, progress: bool = True, channels_last: bool = False,
+                 loggers=("csv",)):
         self.backbone, self.pretrained, self.epochs, self.batch_size = backbone, pretrained, epochs, batch_size
         self.lr, self.weight_decay, self.optimizer, self.scheduler = lr, weight_decay, optimizer, scheduler
         self.warmup_epochs, self.grad_clip, self.label_smoothing, self.augment = warmup_epochs, grad_clip, label_smoothing, augment
         self.input_size, self.val_fraction, self.early_stopping = input_size, val_fraction, early_stopping
         self.precision, self.accelerator, self.devices = precision, accelerator, devices
         self.checkpoint_dir, self.resume, self.num_workers, self.seed, self.progress = checkpoint_dir, resume, num_workers, seed, progress
-        self.channels_last = channels_last
+        self.channels_last, self.loggers = channels_last, loggers
 
     # -- building blocks ---------------------------------------------------------------------------
     def _validate_params(self):
@@ -252,7 +254,7 @@ class NeuralStrategy(Strategy):
                        precision=self.precision, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
                        grad_clip=self.grad_clip, callbacks=cbs, checkpoint_dir=self.checkpoint_dir,
                        resume=self.resume, seed=self.seed, progress=self.progress,
-                       channels_last=getattr(self, "channels_last", False))
+                       channels_last=self.channels_last, loggers=self.loggers)
 
     def loss(self, logits, y):
         return nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)

@@ -41,9 +41,9 @@ class Budget:
     pretrain_epochs: int = 4
     labels_per_class: int = 50
     test_per_class: int = 200
-    epochs: int = 6
+    epochs: int = 3
+    min_steps: int = 200
     da_source_per_class: int = 300
-    da_epochs: int = 4
     adv_train_per_class: int = 200
     adv_eval: int = 300
     episodes: int = 600
@@ -59,8 +59,8 @@ class Budget:
     })
 
 
-QUICK = Budget(pretrain_per_class=120, pretrain_epochs=3, labels_per_class=10, test_per_class=40, epochs=3,
-               da_source_per_class=60, da_epochs=3, adv_train_per_class=40, adv_eval=100, episodes=600,
+QUICK = Budget(pretrain_per_class=120, pretrain_epochs=6, labels_per_class=10, test_per_class=40, epochs=2, min_steps=60,
+               da_source_per_class=60, adv_train_per_class=40, adv_eval=100, episodes=600,
                protonet_epochs=1, zsl_per_class=60, mt_per_class=60, cl_per_class=40, distill_per_class=60,
                methods={"domain-shift": ["source-only", "dann", "coral"],
                         "continual": ["sequential-finetune", "ewc", "progressive"]})
@@ -131,6 +131,11 @@ class Tour:
     def _halves(self, ds):
         return class_split(ds, self.source_classes)
 
+    def epochs(self, n_images: int, batch_size: int = 64, scale: float = 1.0) -> int:
+        """Epochs giving at least ``min_steps`` optimizer steps (small training sets get more passes)."""
+        steps_per_epoch = max(1, -(-n_images // batch_size))
+        return max(self.budget.epochs, -(-int(self.budget.min_steps * scale) // steps_per_epoch))
+
     def common(self, **kw) -> dict:
         return {"seed": self.seed, "progress": False, "batch_size": 64, **kw}
 
@@ -149,13 +154,15 @@ class Tour:
 
         b, k = self.budget, self.budget.labels_per_class
         train = _cap(self.tgt_train, k, self.seed)
+        epochs = self.epochs(len(train), 32)
         cands = {
             "features (logistic regression)": create_strategy("features", backbone=self.backbone, classifier="logreg",
                                                               seed=self.seed, progress=False),
-            "finetune": create_strategy("finetune", **self.common(backbone=self.backbone, epochs=b.epochs, lr=1e-3, batch_size=32)),
-            "progressive unfreezing": create_strategy("freeze", **self.common(backbone=self.backbone, epochs=b.epochs, lr=1e-3,
-                                                                             batch_size=32, unfreeze_every=1)),
-            "finetune from scratch": create_strategy("finetune", **self.common(backbone=b.arch, pretrained=False, epochs=b.epochs,
+            "finetune": create_strategy("finetune", **self.common(backbone=self.backbone, epochs=epochs, lr=1e-3,
+                                                                  batch_size=32)),
+            "progressive unfreezing": create_strategy("freeze", **self.common(backbone=self.backbone, epochs=epochs, lr=1e-3,
+                                                                             batch_size=32, unfreeze_every=max(1, epochs // 5))),
+            "finetune from scratch": create_strategy("finetune", **self.common(backbone=b.arch, pretrained=False, epochs=epochs,
                                                                               lr=3e-3, batch_size=32)),
         }
         scores, times = {}, {}
@@ -184,7 +191,7 @@ class Tour:
         test = make_shift(self.tgt_test, "night", seed=self.seed + 1)
         scores = {}
         for name in b.methods["domain-shift"]:
-            s = create_strategy(name, **self.common(backbone=self.backbone, epochs=b.da_epochs, lr=1e-3))
+            s = create_strategy(name, **self.common(backbone=self.backbone, epochs=self.epochs(len(source)), lr=1e-3))
             s.fit(source, target=target)
             m = s.evaluate(test)
             scores[name] = m["accuracy"]
@@ -205,9 +212,9 @@ class Tour:
         test = _cap(self.tgt_test, max(1, b.adv_eval // len(self.target_classes)), self.seed)
         threat = {"norm": "linf", "eps": 8 / 255, "steps": 10, "restarts": 1}
         cands = {
-            "finetune": create_strategy("finetune", **self.common(backbone=self.backbone, epochs=b.epochs, lr=1e-3)),
+            "finetune": create_strategy("finetune", **self.common(backbone=self.backbone, epochs=self.epochs(len(train)), lr=1e-3)),
             "adversarial finetune (PGD)": create_strategy("adversarial-finetune", **self.common(
-                backbone=self.backbone, epochs=b.epochs, lr=1e-3, eps=8 / 255, steps=5)),
+                backbone=self.backbone, epochs=self.epochs(len(train)), lr=1e-3, eps=8 / 255, steps=5)),
         }
         scores, clean = {}, {}
         for name, s in cands.items():
@@ -264,7 +271,7 @@ class Tour:
         unseen_test = _cap(self.tgt_test, b.zsl_per_class, self.seed)
         scores, h = {}, {}
         for name in ("eszsl", "dap", "bilinear-zsl"):
-            s = create_strategy(name, **self.common(backbone=self.backbone, **({"epochs": 3 * b.epochs} if name == "bilinear-zsl" else {})))
+            s = create_strategy(name, **self.common(backbone=self.backbone, **({"epochs": self.epochs(len(seen))} if name == "bilinear-zsl" else {})))
             s.fit(seen, semantics=semantics)
             m = s.evaluate(unseen_test)
             g = s.evaluate(_merge_tests(_cap(self.src_test, b.zsl_per_class // 2, self.seed),
@@ -288,14 +295,14 @@ class Tour:
         train = _with_related_tasks(_cap(self.train, b.mt_per_class, self.seed), self.dataset)
         test = _with_related_tasks(_cap(self.test, b.mt_per_class // 2, self.seed), self.dataset)
         tasks = {k: "classification" for k in ["label", *sorted(train.extra)]}
-        mt = create_strategy("multitask", **self.common(backbone=self.backbone, epochs=b.epochs, lr=1e-3, tasks=tasks,
+        mt = create_strategy("multitask", **self.common(backbone=self.backbone, epochs=self.epochs(len(train)), lr=1e-3, tasks=tasks,
                                                          weighting="uncertainty"))
         mt.fit(train)
         cmp = mt.compare_single_task(train, test)
-        self.record("multi-task", "multitask (uncertainty weighting)", mt, {"accuracy": float(np.mean(
-            [v["accuracy"] for v in cmp["multi"].values()])), **cmp})
-        scores = {"one shared network": float(np.mean([v["accuracy"] for v in cmp["multi"].values()])),
-                  "one network per task": float(np.mean([v["accuracy"] for v in cmp["single"].values()]))}
+        scores = {"one shared network": float(np.mean([v["accuracy"] for v in cmp["multi_task"].values()])),
+                  "one network per task": float(np.mean([v["accuracy"] for v in cmp["single_task"].values()]))}
+        self.record("multi-task", "multitask (uncertainty weighting)", mt,
+                    {"accuracy": scores["one shared network"], **cmp})
         winner = max(scores, key=scores.get)
         reason = (f"over the tasks {', '.join(tasks)}: multi-task gain Delta_m = {cmp['delta_m']:+.1f}% with "
                   f"{len(tasks)}x fewer backbones to train and serve")
@@ -312,7 +319,8 @@ class Tour:
         n_tasks = self.train.num_classes // 2
         tasks = task_sequence(_cap(self.train, b.cl_per_class, self.seed), n_tasks)
         evals = task_sequence(_cap(self.test, b.cl_per_class // 2, self.seed), n_tasks)
-        strategies = {name: create_strategy(name, **self.common(backbone=self.backbone, epochs=max(1, b.epochs // 2), lr=1e-3))
+        epochs = self.epochs(len(tasks[0]), scale=0.5)
+        strategies = {name: create_strategy(name, **self.common(backbone=self.backbone, epochs=epochs, lr=1e-3))
                       for name in b.methods["continual"]}
         res = compare_continual(strategies, tasks, evals)
         scores, forgetting = {}, {}
@@ -334,8 +342,8 @@ class Tour:
 
         b = self.budget
         train = _cap(self.tgt_train, b.distill_per_class, self.seed)
-        teacher = create_strategy("finetune", **self.common(backbone=self.backbone, epochs=b.epochs, lr=1e-3)).fit(train)
-        student = dict(backbone="builtin:micro-cnn", pretrained=False, epochs=2 * b.epochs, lr=3e-3)
+        teacher = create_strategy("finetune", **self.common(backbone=self.backbone, epochs=self.epochs(len(train)), lr=1e-3)).fit(train)
+        student = dict(backbone="builtin:micro-cnn", pretrained=False, epochs=self.epochs(len(train), scale=3), lr=5e-3)
         scratch = create_strategy("finetune", **self.common(**student)).fit(train)
         distilled = create_strategy("distill", **self.common(teacher=teacher, **student)).fit(train)
         rep = distillation_report(teacher, distilled, self.tgt_test, scratch=scratch)

@@ -1,0 +1,284 @@
+"""Feature extraction: a frozen backbone's embeddings -> a scikit-learn classifier.
+
+No gradient training: embeddings come from :func:`transferkit.engine.extract_features` (batched, under
+``inference_mode``, cached on disk), are standardised, and a classifier is fitted with its regularisation
+strength chosen by stratified cross-validation on the training split.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..backbones import Backbone, create_backbone
+from ..data import ImageDataset
+from ..engine import extract_features
+from ..errors import DataError, TransferkitError, check_choice, check_range
+from ..utils import count_parameters, seed_everything
+from .base import Strategy
+from .registry import register_strategy
+
+CLASSIFIERS = ("logreg", "linear-svm", "rbf-svm", "knn", "ridge")
+
+#: Default search grids. logreg/linear-svm/ridge: log-spaced, a coarser part of the range Kornblith et al. 2019
+#: searched (1e-6..1e5 for C; on standardised features C > 100 is practically unregularised and only slows
+#: L-BFGS down); rbf-svm: Hsu, Chang & Lin's "practical guide" C range with gamma='scale'; kNN: the usual
+#: small neighbourhoods (Kornblith et al. report k in 1..30).
+DEFAULT_GRIDS = {
+    "logreg": {"C": np.logspace(-4, 2, 7).tolist()},
+    "linear-svm": {"C": np.logspace(-5, 2, 8).tolist()},
+    "rbf-svm": {"C": np.logspace(-1, 3, 5).tolist()},
+    "knn": {"n_neighbors": [1, 3, 5, 10, 20]},
+    "ridge": {"alpha": np.logspace(-2, 5, 8).tolist()},
+}
+_GRID_KEY = {"logreg": "C", "linear-svm": "C", "rbf-svm": "C", "knn": "n_neighbors", "ridge": "alpha"}
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+@register_strategy
+class FeatureExtraction(Strategy):
+    """Fit a scikit-learn classifier on frozen embeddings (pooled, or from an intermediate layer).
+
+    The backbone never changes: every image is embedded once (the feature cache makes a second probe free),
+    features are standardised, and the classifier's regularisation is chosen by ``cv``-fold stratified
+    cross-validation on the training split. References: Kornblith, Shlens & Le, "Do Better ImageNet Models
+    Transfer Better?", CVPR 2019 (L2-regularised logistic regression on penultimate features, C by
+    validation); Donahue et al., "DeCAF", ICML 2014; Razavian et al., "CNN Features off-the-shelf", CVPRW 2014.
+
+    Inputs: labelled ``train``. Embeddings (N, D) -> class probabilities (N, n_classes).
+
+    Args:
+        backbone: a spec or a Backbone (frozen). pretrained, input_size: as for the neural strategies.
+        classifier: 'logreg' (default; multinomial, L2), 'linear-svm' (LinearSVC), 'rbf-svm' (SVC, gamma='scale'),
+            'knn' (distance-weighted), 'ridge' (RidgeClassifier).
+        layer: None (default) for the pooled embedding; an int stage index (``backbone.stage_modules()``) or a
+            module name of ``backbone.model`` for an intermediate layer (global-average-pooled to (N, C)).
+        standardize: zero-mean / unit-variance features (default True; fitted inside each CV fold).
+        param_grid: values of the regularisation parameter to search (C for logreg/SVMs, alpha for ridge,
+            n_neighbors for kNN); default :data:`DEFAULT_GRIDS`. A single value skips the search.
+        cv: folds of the stratified cross-validation (default 5, capped by the smallest class).
+        batch_size, cache ('True', a directory or False), device, num_workers: feature extraction.
+        n_jobs: parallel CV fits (default 1), seed, progress.
+
+    SVM and ridge scores are turned into probabilities with a softmax of the decision function (argmax =
+    the classifier's own prediction; not calibrated). After ``fit``: ``classifier_`` (the sklearn pipeline),
+    ``best_params_``, ``cv_results_`` (mean CV accuracy per grid value), ``n_trainable_params_``
+    (the classifier's coefficients), ``extract_time_``, ``fit_time_``.
+
+    Example:
+        >>> fe = FeatureExtraction(backbone="file:runs/pretrain", classifier="logreg").fit(train)
+        >>> fe.evaluate(test)["accuracy"], fe.best_params_
+    """
+
+    name = "features"
+    family = "reuse-weights"
+
+    def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, input_size=None, classifier: str = "logreg",
+                 layer=None, standardize: bool = True, param_grid=None, cv: int = 5, batch_size: int = 256,
+                 cache=True, device=None, num_workers: int = 0, n_jobs: int = 1, seed: int = 0, progress: bool = True):
+        self.backbone, self.pretrained, self.input_size, self.classifier = backbone, pretrained, input_size, classifier
+        self.layer, self.standardize, self.param_grid, self.cv = layer, standardize, param_grid, cv
+        self.batch_size, self.cache, self.device, self.num_workers = batch_size, cache, device, num_workers
+        self.n_jobs, self.seed, self.progress = n_jobs, seed, progress
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def _validate_params(self):
+        owner = type(self).__name__
+        check_choice(owner, "classifier", self.classifier, CLASSIFIERS)
+        check_range(owner, "cv", self.cv, 2)
+        check_range(owner, "batch_size", self.batch_size, 1)
+        self._layer = self.layer
+        if isinstance(self.layer, str) and self.layer.strip().lstrip("-").isdigit():
+            self._layer = int(self.layer)  # from the command line
+
+    def make_backbone(self) -> Backbone:
+        if isinstance(self.backbone, Backbone):
+            return self.backbone
+        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
+
+    def _estimator(self, value=None):
+        from sklearn.linear_model import LogisticRegression, RidgeClassifier
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import SVC, LinearSVC
+
+        c = self.classifier
+        kw = {} if value is None else {_GRID_KEY[c]: value}
+        clf = {
+            "logreg": lambda: LogisticRegression(max_iter=1000, **kw),
+            "linear-svm": lambda: LinearSVC(max_iter=5000, random_state=self.seed, **kw),
+            "rbf-svm": lambda: SVC(kernel="rbf", gamma="scale", random_state=self.seed, **kw),
+            "knn": lambda: KNeighborsClassifier(weights="distance", **kw),
+            "ridge": lambda: RidgeClassifier(**kw),
+        }[c]()
+        steps = ([("scale", StandardScaler())] if self.standardize else []) + [("clf", clf)]
+        return Pipeline(steps)
+
+    def _grid(self, n_train_fold: int) -> list:
+        key = _GRID_KEY[self.classifier]
+        grid = self.param_grid if self.param_grid is not None else DEFAULT_GRIDS[self.classifier][key]
+        if isinstance(grid, dict):
+            grid = grid.get(key, grid.get(f"clf__{key}"))
+        if isinstance(grid, str):
+            grid = [float(v) for v in grid.split(",")]
+        if np.isscalar(grid):
+            grid = [grid]
+        grid = list(grid or [])
+        if not grid:
+            raise TransferkitError(f"The 'param_grid' parameter of {type(self).__name__} must give values of {key!r} "
+                                   f"for classifier {self.classifier!r}; got {self.param_grid!r}.")
+        if self.classifier == "knn":
+            grid = sorted({min(int(k), n_train_fold) for k in grid})
+        return grid
+
+    def embed(self, data: ImageDataset) -> np.ndarray:
+        """Embeddings (N, D) of ``data`` from the frozen backbone (cached)."""
+        try:
+            return np.asarray(extract_features(self.backbone_, data, batch_size=self.batch_size, layer=getattr(self, "_layer", self.layer),
+                                               cache=self.cache, device=self.device, num_workers=self.num_workers,
+                                               progress=self.progress))
+        except (IndexError, AttributeError) as e:
+            raise TransferkitError(f"The 'layer' parameter of {type(self).__name__} must be a stage index or a module "
+                                   f"name of {self.backbone_.spec}; got {self.layer!r} ({e}).") from None
+
+    # -- fit / predict ------------------------------------------------------------------------------
+    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
+        """Embed ``train``, choose the regularisation by CV and fit the classifier; returns self."""
+        from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+        self._validate_params()
+        if not isinstance(train, ImageDataset):
+            raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
+        labelled = np.flatnonzero(train.labels >= 0)
+        train = train.subset(labelled) if len(labelled) < len(train) else train
+        present = np.unique(train.labels)
+        if len(present) < 2:
+            raise DataError(f"{type(self).__name__} needs at least 2 classes with labelled images; "
+                            f"{train.name or 'the training set'} has {len(present)}.")
+        seed_everything(self.seed)
+        self.classes_ = list(train.classes)
+        self.backbone_ = self.make_backbone().eval()
+        for p in self.backbone_.parameters():
+            p.requires_grad_(False)
+        t0 = time.perf_counter()
+        X = self.embed(train)
+        self.extract_time_ = time.perf_counter() - t0
+        y = train.labels
+        t1 = time.perf_counter()
+        folds = int(min(self.cv, np.bincount(y)[present].min()))
+        grid = self._grid(max(1, len(y) * (folds - 1) // max(folds, 1)) if folds >= 2 else len(y))
+        key = _GRID_KEY[self.classifier]
+        if len(grid) > 1 and folds >= 2:
+            search = GridSearchCV(self._estimator(), {f"clf__{key}": grid}, scoring="accuracy", n_jobs=self.n_jobs,
+                                  cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed), refit=True)
+            search.fit(X, y)
+            self.classifier_ = search.best_estimator_
+            self.best_params_ = {key: search.best_params_[f"clf__{key}"]}
+            self.cv_results_ = {"values": grid, "mean_accuracy": search.cv_results_["mean_test_score"].tolist(),
+                                "folds": folds}
+        else:
+            self.classifier_ = self._estimator(grid[0]).fit(X, y)
+            self.best_params_ = {key: grid[0]}
+            self.cv_results_ = {"values": grid, "mean_accuracy": [], "folds": 0}
+        self.fit_time_ = time.perf_counter() - t0
+        self.classifier_fit_time_ = time.perf_counter() - t1
+        self.n_features_ = int(X.shape[1])
+        self.n_params_ = count_parameters(self.backbone_) + self._n_classifier_params()
+        self.n_trainable_params_ = self._n_classifier_params()
+        self.history_ = []
+        return self
+
+    def _n_classifier_params(self) -> int:
+        clf = self.classifier_.named_steps["clf"]
+        if hasattr(clf, "coef_"):
+            return int(clf.coef_.size + np.size(clf.intercept_))
+        if hasattr(clf, "dual_coef_"):
+            return int(clf.dual_coef_.size + clf.support_vectors_.size + np.size(clf.intercept_))
+        return int(getattr(clf, "_fit_X", np.zeros(0)).size)
+
+    def _features_of(self, data) -> np.ndarray:
+        import torch
+
+        if isinstance(data, torch.Tensor):
+            with torch.inference_mode():
+                dev = next(self.backbone_.parameters()).device
+                return self.backbone_.eval()(data.to(dev)).float().cpu().numpy()
+        if isinstance(data, np.ndarray) and data.ndim == 2:
+            return data  # embeddings already
+        return self.embed(data)
+
+    def predict_proba(self, data) -> np.ndarray:
+        """Probabilities (N, n_classes) for an ImageDataset, a [0, 1] batch (B, C, H, W) or embeddings (N, D)."""
+        self._check_fitted()
+        X = self._features_of(data)
+        clf = self.classifier_
+        if hasattr(clf, "predict_proba") and self.classifier in ("logreg", "knn"):
+            p = clf.predict_proba(X)
+        else:
+            d = clf.decision_function(X)
+            if d.ndim == 1:  # binary: one score for class 1
+                d = np.stack([-d, d], 1)
+            p = _softmax(d)
+        out = np.zeros((len(X), len(self.classes_)), np.float64)
+        out[:, clf.classes_] = p  # classes absent from train stay at 0
+        return out
+
+    # -- persistence (no pickle: arrays in safetensors, hyper-parameters in JSON) -----------------------
+    def _extra_state(self) -> dict:
+        return {"arch": self.backbone_.arch, "data_config": self.backbone_.data_config, "best_params": self.best_params_,
+                "cv_results": self.cv_results_, "n_features": self.n_features_}
+
+    def _tensor_state(self) -> dict:
+        import torch
+
+        t = {f"backbone.{k}": v for k, v in self.backbone_.model.state_dict().items()}
+        clf = self.classifier_.named_steps["clf"]
+        arrays = {"clf.classes": clf.classes_}
+        if self.standardize:
+            sc = self.classifier_.named_steps["scale"]
+            arrays.update({"scale.mean": sc.mean_, "scale.scale": sc.scale_, "scale.var": sc.var_})
+        if self.classifier in ("logreg", "linear-svm", "ridge"):
+            arrays.update({"clf.coef": clf.coef_, "clf.intercept": np.atleast_1d(clf.intercept_)})
+        else:  # kNN keeps its training set; an RBF SVM is refitted from its support vectors on load
+            if self.classifier == "knn":
+                arrays.update({"clf.X": clf._fit_X, "clf.y": clf.classes_[clf._y]})
+            else:
+                arrays.update({"clf.X": clf.support_vectors_, "clf.y": clf.classes_[np.repeat(np.arange(len(clf.classes_)), clf.n_support_)]})
+        t.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        return t
+
+    def _restore(self, state: dict, tensors: dict) -> None:
+        self._validate_params()
+        self.backbone_ = create_backbone(state["arch"], pretrained=False)
+        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+        self.backbone_.model.load_state_dict({k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")})
+        self.backbone_.eval()
+        self.best_params_, self.cv_results_ = state["best_params"], state["cv_results"]
+        self.n_features_ = int(state["n_features"])
+        a = {k: v.numpy() for k, v in tensors.items() if not k.startswith("backbone.")}
+        pipe = self._estimator(next(iter(self.best_params_.values())))
+        if self.standardize:
+            sc = pipe.named_steps["scale"]
+            sc.mean_, sc.scale_, sc.var_ = a["scale.mean"], a["scale.scale"], a["scale.var"]
+            sc.n_features_in_, sc.n_samples_seen_ = self.n_features_, 1
+        clf = pipe.named_steps["clf"]
+        if self.classifier in ("logreg", "linear-svm", "ridge"):
+            clf.coef_, clf.intercept_, clf.classes_ = a["clf.coef"], a["clf.intercept"], a["clf.classes"]
+            clf.n_features_in_ = self.n_features_
+            if self.classifier == "logreg":
+                clf.n_iter_ = np.zeros(1, np.int32)
+            if self.classifier == "ridge":
+                from sklearn.preprocessing import LabelBinarizer
+
+                clf._label_binarizer = LabelBinarizer(pos_label=1, neg_label=-1).fit(a["clf.classes"])
+            self.classifier_ = pipe
+        else:
+            clf.fit(a["clf.X"], a["clf.y"])  # already-scaled features: fit the classifier step alone
+            self.classifier_ = pipe
+        self.history_ = []

@@ -39,7 +39,7 @@ class Budget:
     """How much of everything one tour run uses (the default fits 10 minutes on 2 CPU cores)."""
     pretrain_per_class: int = 1500
     pretrain_epochs: int = 4
-    labels_per_class: int = 50
+    labels_per_class: int = 20
     test_per_class: int = 200
     epochs: int = 3
     min_steps: int = 200
@@ -64,6 +64,11 @@ QUICK = Budget(pretrain_per_class=120, pretrain_epochs=6, labels_per_class=10, t
                protonet_epochs=1, zsl_per_class=60, mt_per_class=60, cl_per_class=40, distill_per_class=60,
                methods={"domain-shift": ["source-only", "dann", "coral"],
                         "continual": ["sequential-finetune", "ewc", "progressive"]})
+
+
+# Unseen classes of the zero-shot situation: spread over the categories, so that every attribute of an unseen
+# class is seen on some training class (the usual ZSL split design, e.g. Xian et al. 2019).
+ZSL_UNSEEN = {"fashion-mnist": ["Pullover", "Dress", "Sneaker"], "digits": ["2", "5", "8"]}
 
 
 @dataclass
@@ -175,8 +180,10 @@ class Tour:
         winner = max(scores, key=scores.get)
         gain = scores[winner] - scores["finetune from scratch"]
         fast = min(times, key=times.get)
+        verdict = ("the pre-trained features carry over" if gain >= 0.02 else
+                   "at this data size the pre-trained features add little")
         reason = (f"with {k} labels per class, {winner} reaches {scores[winner]:.1%} ({gain:+.1%} over training from "
-                  f"scratch: the pre-trained features carry over); {fast} is the fastest ({times[fast]:.1f} s)")
+                  f"scratch: {verdict}); {fast} is the fastest ({times[fast]:.1f} s)")
         return Outcome("limited-labels", SITUATIONS["limited-labels"], "accuracy", scores, winner, reason,
                        details={"time_s": times})
 
@@ -191,7 +198,8 @@ class Tour:
         test = make_shift(self.tgt_test, "night", seed=self.seed + 1)
         scores = {}
         for name in b.methods["domain-shift"]:
-            s = create_strategy(name, **self.common(backbone=self.backbone, epochs=self.epochs(len(source)), lr=1e-3))
+            s = create_strategy(name, **self.common(backbone=self.backbone, epochs=self.epochs(len(source), 32), lr=3e-3,
+                                                    batch_size=32, selection="last"))
             s.fit(source, target=target)
             m = s.evaluate(test)
             scores[name] = m["accuracy"]
@@ -199,8 +207,8 @@ class Tour:
         winner = max(scores, key=scores.get)
         base = scores.get("source-only", float("nan"))
         reason = (f"night-time accuracy {scores[winner]:.1%} vs {base:.1%} for training on daytime images only "
-                  f"(oracle evaluation on labelled night images, never used for training)")
-        return Outcome("domain-shift", SITUATIONS["domain-shift"], "night accuracy (oracle)", scores, winner, reason)
+                  f"(last epoch kept, so no night label influences the model; labelled night images only score it)")
+        return Outcome("domain-shift", SITUATIONS["domain-shift"], "night-time test accuracy", scores, winner, reason)
 
     # 3 ---------------------------------------------------------------------------------------------------
     def robustness(self) -> Outcome:
@@ -262,28 +270,34 @@ class Tour:
 
     # 5 ---------------------------------------------------------------------------------------------------
     def zero_shot(self) -> Outcome:
+        from .data import restrict_classes
         from .data.semantics import builtin_semantics
         from .strategies import create_strategy
+        from .strategies.zeroshot import calibration_from_seen
 
         b = self.budget
         semantics = builtin_semantics(self.dataset)
-        seen = _cap(self.src_train, b.zsl_per_class, self.seed)
-        unseen_test = _cap(self.tgt_test, b.zsl_per_class, self.seed)
+        unseen = ZSL_UNSEEN[self.dataset]
+        seen_idx = [i for i, c in enumerate(self.train.classes) if c not in unseen]
+        unseen_idx = [self.train.classes.index(c) for c in unseen]
+        seen = _cap(restrict_classes(self.train, seen_idx), b.zsl_per_class, self.seed)
+        unseen_test = _cap(restrict_classes(self.test, unseen_idx), b.zsl_per_class, self.seed)
+        both_test = _cap(self.test, b.zsl_per_class // 2, self.seed)
         scores, h = {}, {}
         for name in ("eszsl", "dap", "bilinear-zsl"):
-            s = create_strategy(name, **self.common(backbone=self.backbone, **({"epochs": self.epochs(len(seen))} if name == "bilinear-zsl" else {})))
+            extra = {"epochs": self.epochs(len(seen)), "lr": 1e-2} if name == "bilinear-zsl" else {}
+            s = create_strategy(name, **self.common(backbone=self.backbone, **extra))
             s.fit(seen, semantics=semantics)
             m = s.evaluate(unseen_test)
-            g = s.evaluate(_merge_tests(_cap(self.src_test, b.zsl_per_class // 2, self.seed),
-                                        _cap(self.tgt_test, b.zsl_per_class // 2, self.seed), s.classes_))
+            g = s.evaluate(both_test, calibration=calibration_from_seen(s, seen))
             scores[name] = m["zsl_accuracy"]
             h[name] = g.get("gzsl_h", float("nan"))
             self.record("zero-shot", name, s, {**m, **{k: v for k, v in g.items() if k.startswith("gzsl")},
-                                               "accuracy": m["zsl_accuracy"]})
+                                               "accuracy": m["zsl_accuracy"]}, unseen_classes=unseen)
         winner = max(scores, key=scores.get)
-        reason = (f"on {len(self.target_classes)} classes never seen in training, {winner} reaches {scores[winner]:.1%} "
-                  f"per-class accuracy from attributes alone (chance {1 / len(self.target_classes):.0%}); generalized "
-                  f"ZSL harmonic mean {h[winner]:.1%}")
+        reason = (f"on {len(unseen)} classes never seen in training ({', '.join(unseen)}), {winner} reaches "
+                  f"{scores[winner]:.1%} per-class accuracy from attributes alone (chance {1 / len(unseen):.0%}); "
+                  f"generalized ZSL over all {self.train.num_classes} classes, calibrated stacking: harmonic mean {h[winner]:.1%}")
         return Outcome("zero-shot", SITUATIONS["zero-shot"], "unseen-class accuracy (ZSL)", scores, winner, reason,
                        details={"gzsl_h": h})
 
@@ -304,8 +318,11 @@ class Tour:
         self.record("multi-task", "multitask (uncertainty weighting)", mt,
                     {"accuracy": scores["one shared network"], **cmp})
         winner = max(scores, key=scores.get)
-        reason = (f"over the tasks {', '.join(tasks)}: multi-task gain Delta_m = {cmp['delta_m']:+.1f}% with "
-                  f"{len(tasks)}x fewer backbones to train and serve")
+        if abs(scores["one shared network"] - scores["one network per task"]) < 0.005:
+            winner = "one shared network"  # a tie: the shared network is the cheaper one to train and serve
+        reason = (f"over the tasks {', '.join(tasks)}: multi-task gain Delta_m = {cmp['delta_m']:+.1f}% "
+                  f"({'a tie' if abs(cmp['delta_m']) < 0.5 else 'sharing helps' if cmp['delta_m'] > 0 else 'sharing hurts'}) "
+                  f"with one backbone to train and serve instead of {len(tasks)}")
         return Outcome("multi-task", SITUATIONS["multi-task"], "mean task accuracy", scores, winner, reason,
                        details={"delta_m": cmp["delta_m"]})
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..engine.results import read_results
 from ..errors import TransferkitError
+from ..utils import read_json
 from . import svg
 
 _CSS = """
@@ -181,6 +182,16 @@ def _run_charts(r: dict, stem: str, fig) -> list[str]:
     return [c for c in charts if c]
 
 
+def _read_tour(root: Path) -> list[dict]:
+    """The situation rows of a tour summary (``tour.json``) in ``root``, if any."""
+    p = root / "tour.json"
+    try:
+        rows = read_json(p).get("situations", []) if p.exists() else []
+    except (ValueError, AttributeError):
+        return []
+    return [r for r in rows if isinstance(r, dict)]
+
+
 def build_report(results_dir, out=None, *, title: str | None = None) -> dict:
     """Render every result under ``results_dir`` to ``report.html`` and ``report.md`` (+ ``figures/*.svg``).
 
@@ -213,6 +224,23 @@ def build_report(results_dir, out=None, *, title: str | None = None) -> dict:
             md.append("")
         # inline SVG needs no namespace attribute: the page then holds no URL at all
         return content.replace(" xmlns='http://www.w3.org/2000/svg'", "")
+
+    # -- situations (a tour's tour.json: the winner of each situation and why) --------------------------
+    tour = _read_tour(root)
+    if tour:
+        head = ["situation", "candidates", "winner", "why", "advisor's pick"]
+        md += ["## Situations", "", "| " + " | ".join(head) + " |", "|---|---|---|---|---|"]
+        trs = []
+        for t in tour:
+            scores = ", ".join(f"{k} {_fmt(v, 'pct')}" for k, v in (t.get("scores") or {}).items())
+            cells = [t.get("situation", ""), f"{scores} ({t.get('metric', '')})", t.get("winner", ""),
+                     t.get("reason", ""), t.get("advisor", "")]
+            trs.append("<tr>" + "".join(f"<td class=l>{'<b>' + _e(c) + '</b>' if i == 2 else _e(c)}</td>"
+                                        for i, c in enumerate(cells)) + "</tr>")
+            md.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+        md.append("")
+        html_sections.append(("situations", "Situations", "<table><tr>" + "".join(f"<th class=l>{_e(h)}</th>" for h in head)
+                              + "</tr>" + "".join(trs) + "</table>"))
 
     # -- summary ---------------------------------------------------------------------------------------
     ranked = sorted(rows, key=lambda r: -(r["accuracy"] if r["accuracy"] is not None else -1))

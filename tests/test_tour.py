@@ -1,0 +1,51 @@
+"""The tour in quick mode on digits (what `make tour-quick` runs): every situation settled, reported."""
+import json
+
+import pytest
+
+from transferkit.tour import SITUATIONS, run_tour
+
+EXPECTED_ADVICE = {
+    "limited-labels": "feature-extraction", "domain-shift": "domain-adaptation", "robustness": "adversarial-training",
+    "few-shot": "few-shot", "zero-shot": "zero-shot", "multi-task": "multi-task", "continual": "progressive",
+    "deployment": "distillation",
+}
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tour")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFERKIT_CACHE", str(out / "cache"))
+        summary = run_tour("digits", quick=True, out=out / "run", progress=False)
+    return out / "run", summary
+
+
+def test_every_situation_has_a_measured_winner_and_a_reason(tour):
+    out, summary = tour
+    rows = {r["situation"]: r for r in summary["situations"]}
+    assert list(rows) == list(SITUATIONS)
+    for name, r in rows.items():
+        assert r["winner"] in r["scores"] and r["reason"]
+        assert all(0.0 <= v <= 1.0 for v in r["scores"].values()), (name, r["scores"])
+        assert r["advisor"].startswith(EXPECTED_ADVICE[name]), (name, r["advisor"])
+    assert json.loads((out / "tour.json").read_text())["situations"] == summary["situations"]
+
+
+def test_the_measurements_show_what_transfer_learning_claims(tour):
+    rows = {r["situation"]: r for r in tour[1]["situations"]}
+    lim = rows["limited-labels"]["scores"]
+    assert max(v for k, v in lim.items() if k != "finetune from scratch") > lim["finetune from scratch"] + 0.05
+    rob = rows["robustness"]["scores"]
+    assert rob["adversarial finetune (PGD)"] > rob["finetune"] + 0.2
+    assert rows["few-shot"]["scores"]["simpleshot"] > 0.2 + 0.2  # 5-way: chance 0.2
+    pnn = json.loads((tour[0] / "continual" / "progressive" / "result.json").read_text())["metrics"]
+    assert pnn["forgetting"] == 0.0 and pnn["bwt"] == 0.0  # earlier columns are frozen: zero forgetting
+
+
+def test_results_and_report_are_written(tour):
+    out, summary = tour
+    assert len(list(out.rglob("result.json"))) >= 8 * 2
+    html = (out / "report.html").read_text()
+    assert "Situations" in html and "http://" not in html and "https://" not in html
+    assert (out / "tour.md").read_text().count("| **") == len(SITUATIONS)

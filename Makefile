@@ -17,6 +17,9 @@ install: $(STAMP)
 
 # The main job: the guided tour on a built-in dataset (Fashion-MNIST when installed, else digits).
 tour: $(STAMP)
+	@[ -d /usr/share/datasets/fashion-mnist ] || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } || \
+	  echo "Fashion-MNIST is not installed: the tour runs on digits"
 	$(BIN)/transferkit tour
 
 tour-quick: $(STAMP)

@@ -18,7 +18,6 @@ import json
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from transferkit.data import class_split, k_per_class, load_fashion_mnist

@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from typer.testing import CliRunner
 
 from transferkit.cli import _register, app

@@ -12,12 +12,6 @@ from transferkit.export import (export_onnx, export_torchscript, measure_latency
 from transferkit.strategies.finetune import FineTune
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from .data import (ImageDataset, class_split, k_per_class, load_digits, load_fas
                    stratified_split)
 from .engine import write_result
 from .errors import DataError, check_choice
+from .strategies import create_strategy
 from .utils import cache_dir, fingerprint, seed_everything, write_json
 
 SITUATIONS = {
@@ -127,10 +128,9 @@ class Tour:
     def __init__(self, dataset: str, budget: Budget, out: Path, seed: int, progress: bool):
         self.dataset, self.budget, self.out, self.seed, self.progress = dataset, budget, Path(out), seed, progress
         self.train, self.test, self.source_classes, self.target_classes = _load(dataset, seed)
-        b = budget
         self.src_train, self.tgt_train = self._halves(self.train)
         self.src_test, self.tgt_test = self._halves(self.test)
-        self.tgt_test = _cap(self.tgt_test, b.test_per_class, seed)
+        self.tgt_test = _cap(self.tgt_test, budget.test_per_class, seed)
         self.backbone = None
 
     def _halves(self, ds):
@@ -155,7 +155,6 @@ class Tour:
 
     # 1 ---------------------------------------------------------------------------------------------------
     def limited_labels(self) -> Outcome:
-        from .strategies import create_strategy
 
         b, k = self.budget, self.budget.labels_per_class
         train = _cap(self.tgt_train, k, self.seed)
@@ -190,7 +189,6 @@ class Tour:
     # 2 ---------------------------------------------------------------------------------------------------
     def domain_shift(self) -> Outcome:
         from .data.shifts import make_shift
-        from .strategies import create_strategy
 
         b = self.budget
         source, target_pool = stratified_split(_cap(self.tgt_train, 2 * b.da_source_per_class, self.seed), 0.5, seed=self.seed)
@@ -212,7 +210,6 @@ class Tour:
 
     # 3 ---------------------------------------------------------------------------------------------------
     def robustness(self) -> Outcome:
-        from .strategies import create_strategy
         from .strategies.adversarial import robustness
 
         b = self.budget
@@ -239,7 +236,6 @@ class Tour:
 
     # 4 ---------------------------------------------------------------------------------------------------
     def few_shot(self) -> Outcome:
-        from .strategies import create_strategy
 
         b = self.budget
         base = _cap(self.src_train, b.pretrain_per_class, self.seed)
@@ -272,7 +268,6 @@ class Tour:
     def zero_shot(self) -> Outcome:
         from .data import restrict_classes
         from .data.semantics import builtin_semantics
-        from .strategies import create_strategy
         from .strategies.zeroshot import calibration_from_seen
 
         b = self.budget
@@ -303,7 +298,6 @@ class Tour:
 
     # 6 ---------------------------------------------------------------------------------------------------
     def multi_task(self) -> Outcome:
-        from .strategies import create_strategy
 
         b = self.budget
         train = _with_related_tasks(_cap(self.train, b.mt_per_class, self.seed), self.dataset)
@@ -329,7 +323,6 @@ class Tour:
     # 7 ---------------------------------------------------------------------------------------------------
     def continual(self) -> Outcome:
         from .data.fashion_tasks import task_sequence
-        from .strategies import create_strategy
         from .strategies.continual import compare_continual
 
         b = self.budget
@@ -354,7 +347,6 @@ class Tour:
 
     # 8 ---------------------------------------------------------------------------------------------------
     def deployment(self) -> Outcome:
-        from .strategies import create_strategy
         from .strategies.distill import distillation_report
 
         b = self.budget

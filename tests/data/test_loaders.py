@@ -49,7 +49,7 @@ def test_empty_class_folder_is_named(tmp_path):
 
 
 def test_csv_manifest_with_domain_and_extra_columns(tmp_path):
-    root = _folder(tmp_path / "imgs")
+    _folder(tmp_path / "imgs")
     (tmp_path / "m.csv").write_text("path,label,domain,size\nimgs/cat/0.png,cat,day,1.5\nimgs/dog/1.png,dog,night,\n")
     ds = from_csv(tmp_path / "m.csv")
     assert ds.classes == ["cat", "dog"] and list(ds.domains) == ["day", "night"]

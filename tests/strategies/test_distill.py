@@ -6,19 +6,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from transferkit.data import class_split
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
 from transferkit.strategies.distill import Distill, distillation_report, kd_loss
 from transferkit.strategies.finetune import FineTune
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 COMMON = dict(pretrained=False, input_size=8, batch_size=32, lr=1e-2, progress=False)

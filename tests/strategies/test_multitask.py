@@ -14,13 +14,6 @@ from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
 from transferkit.strategies.multitask import MultiTask, masked_task_loss, multitask_gain
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """2 shared cores: one intra-op thread avoids oversubscription (10x faster here); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, input_size=8, batch_size=32, lr=1e-2, progress=False)

@@ -13,12 +13,6 @@ from transferkit.strategies.continual import EWC, SequentialFineTune, compare_co
 from transferkit.strategies.progressive import ProgressiveNetworks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, input_size=8, batch_size=32, lr=1e-2, epochs=3, progress=False)

@@ -16,7 +16,6 @@ interruption, progress bars and CSV/TensorBoard logs.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import threading
 import time

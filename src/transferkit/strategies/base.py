@@ -12,7 +12,6 @@ training parameters, builds the backbone, transforms and loaders, and hands itse
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from pathlib import Path
 
@@ -23,9 +22,8 @@ from torch import nn
 
 from ..backbones import Backbone, create_backbone
 from ..data import ImageDataset, ImageTransform
-from ..engine import (EarlyStopping, Trainer, build_optimizer, classification_metrics, make_loader, make_result,
-                      write_result)
-from ..errors import DataError, TransferkitError, check_choice, check_range
+from ..engine import EarlyStopping, Trainer, build_optimizer, classification_metrics, make_loader, make_result
+from ..errors import DataError, TransferkitError, check_range
 from ..utils import atomic_path, count_parameters, read_json, seed_everything, write_json
 
 ROLES = {

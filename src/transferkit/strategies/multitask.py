@@ -9,7 +9,6 @@ ICML 2018; Maninis et al. 2019 / Vandenhende et al. 2021 for the multi-task gain
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np

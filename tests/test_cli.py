@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from transferkit.cli import _register, app
@@ -68,3 +69,16 @@ def test_two_process_cpu_ddp(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Starting with 2 processes" in r.stdout + r.stderr
     assert json.loads((out / "result.json").read_text())["metrics"]["accuracy"] > 0.1
+
+
+@pytest.mark.parametrize("args,key", [
+    (["--strategy", "coral", "--target", "digits"], "accuracy"),
+    (["--strategy", "eszsl", "--semantics", "digits"], "accuracy"),
+    (["--strategy", "progressive", "--tasks", "5"], "forgetting"),
+])
+def test_fit_with_other_data_roles(tmp_path, args, key):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["fit", "--data", "digits", *args, "--backbone", "builtin:micro-cnn", "--epochs", "1",
+                            "--param", "input_size=16", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert key in json.loads((out / "result.json").read_text())["metrics"]

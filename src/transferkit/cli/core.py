@@ -91,6 +91,8 @@ def fit(
     target: Optional[str] = typer.Option(None, help="Unlabelled target-domain data (domain adaptation)."),
     semantics: Optional[str] = typer.Option(None, help="Class semantics file: attributes CSV or descriptions (zero-shot)."),
     teacher: Optional[str] = typer.Option(None, help="A saved transferkit model directory to distil from."),
+    tasks: Optional[int] = typer.Option(None, help="Split --data by class into this many tasks learned one after "
+                                                 "another (progressive, sequential-finetune, ewc)."),
     param: List[str] = typer.Option([], "--param", "-p", help="Any strategy parameter as key=value (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="YAML recipe with these options (command-line options win)."),
     out: Path = typer.Option(Path("runs/fit"), "--out", "-o", help="Output directory: model/, result.json, checkpoints/."),
@@ -132,6 +134,8 @@ def fit(
             test_ds = load_dataset(cfg["test"])
         else:
             train, test_ds = stratified_split(train, test_fraction, seed=params.get("seed", 0))
+        if "tasks" in klass.data_roles:
+            return _fit_task_sequence(model, train, test_ds, tasks or cfg.get("tasks") or 5, out)
         roles = {r: _load_role(r, cfg.get(r)) for r in klass.data_roles if r not in ("train", "val") and cfg.get(r)}
         missing = [r for r in klass.data_roles if r not in ("train", "val") and r not in roles]
         if missing:
@@ -147,6 +151,21 @@ def fit(
             typer.echo(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece") if k in metrics}, indent=2))
             typer.echo(f"saved {out / 'model'} and {out / 'result.json'}")
     _run(body)
+
+
+def _fit_task_sequence(model, train, test, n_tasks: int, out: Path) -> None:
+    """Continual strategies: learn class-incremental tasks in order; report the accuracy matrix."""
+    from ..data.fashion_tasks import task_sequence
+    from ..engine import write_result
+
+    model.fit(task_sequence(train, int(n_tasks)), eval_tasks=task_sequence(test, int(n_tasks)))
+    metrics = {**model.continual_metrics_, "accuracy": model.continual_metrics_["average_accuracy"],
+               "accuracy_matrix": model.accuracy_matrix_.tolist()}
+    if _is_main_process():
+        model.save(out / "model")
+        write_result(out, model.result(metrics, data={"train": train.name, "tasks": int(n_tasks)}))
+        typer.echo(json.dumps({k: metrics[k] for k in ("average_accuracy", "forgetting", "bwt")}, indent=2))
+        typer.echo(f"saved {out / 'model'} and {out / 'result.json'}")
 
 
 @app.command()

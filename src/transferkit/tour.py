@@ -155,7 +155,6 @@ class Tour:
 
     # 1 ---------------------------------------------------------------------------------------------------
     def limited_labels(self) -> Outcome:
-
         b, k = self.budget, self.budget.labels_per_class
         train = _cap(self.tgt_train, k, self.seed)
         epochs = self.epochs(len(train), 32)
@@ -238,7 +237,6 @@ class Tour:
 
     # 4 ---------------------------------------------------------------------------------------------------
     def few_shot(self) -> Outcome:
-
         b = self.budget
         base = _cap(self.src_train, b.pretrain_per_class, self.seed)
         novel = _cap(self.tgt_test, b.test_per_class, self.seed)
@@ -300,7 +298,6 @@ class Tour:
 
     # 6 ---------------------------------------------------------------------------------------------------
     def multi_task(self) -> Outcome:
-
         b = self.budget
         train = _with_related_tasks(_cap(self.train, b.mt_per_class, self.seed), self.dataset)
         test = _with_related_tasks(_cap(self.test, b.mt_per_class // 2, self.seed), self.dataset)

@@ -8,11 +8,7 @@ COMMAND_MODULES = ("core", "choose", "tour")
 
 def _register():
     for mod in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{mod}":
-                raise
+        importlib.import_module(f"{__name__}.{mod}")
 
 
 def main():

@@ -20,11 +20,7 @@ def _load_all():
         return
     _loaded = True
     for mod in STRATEGY_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{mod}":
-                raise
+        importlib.import_module(f"{__name__}.{mod}")
 
 
 __all__ = ["Strategy", "NeuralStrategy", "Classifier", "create_strategy", "get_strategy_class", "list_strategies",

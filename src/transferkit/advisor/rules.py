@@ -42,7 +42,6 @@ Example:
 """
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -334,7 +333,8 @@ def measure(data, *, backbone=None, target=None, pretrained: bool = True, max_sa
     ``data`` / ``target`` are ImageDatasets (``target`` labels are ignored).
     """
     from .profile import profile_dataset
-    from .transferability import logme, probe_accuracy, proxy_a_distance, subsample
+    from ..engine import proxy_a_distance
+    from .transferability import logme, probe_accuracy, subsample
 
     prof = profile_dataset(data)
     m = {"profile": prof.to_dict(), "labels_per_class": prof.median_per_class, "min_per_class": prof.min_per_class}
@@ -357,7 +357,7 @@ def measure(data, *, backbone=None, target=None, pretrained: bool = True, max_sa
         m["knn_accuracy"] = probe_accuracy(feats, small.labels, kind="knn")
     m["logme"] = logme(feats, small.labels)
     if latency:
-        m["latency_ms"] = _latency_ms(bb)
+        m["latency_ms"] = _backbone_latency_ms(bb)
     if target is not None:
         tsmall = target if len(target) <= max_samples else target.subset(
             np.sort(np.random.default_rng(seed).choice(len(target), max_samples, replace=False)))
@@ -366,22 +366,11 @@ def measure(data, *, backbone=None, target=None, pretrained: bool = True, max_sa
     return m
 
 
-def _latency_ms(bb, repeats: int = 10) -> float:
-    """Median CPU time of one single-image forward pass (ms)."""
-    import torch
+def _backbone_latency_ms(bb) -> float:
+    """Per-image CPU latency of the backbone at batch 1 (ms), as measured for deployment."""
+    from ..export import measure_latency
 
-    x = torch.rand(1, *bb.data_config["input_size"])
-    was = bb.training
-    bb.eval()
-    times = []
-    with torch.inference_mode():
-        bb(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            bb(x)
-            times.append((time.perf_counter() - t0) * 1000)
-    bb.train(was)
-    return float(np.median(times))
+    return measure_latency(bb, 1, input_shape=bb.data_config["input_size"], threads=None)
 
 
 def advise_data(data, constraints: Constraints | None = None, *, backbone=None, target=None, **measure_kwargs) -> Advice:

@@ -178,29 +178,6 @@ def probe_accuracy(features, labels, *, kind: str = "linear", folds: int = 5, k:
     return float(cross_val_score(est, f, y, cv=cv).mean())
 
 
-def proxy_a_distance(source_features, target_features, *, seed: int = 0) -> float:
-    """Proxy A-distance (Ben-David et al. 2007; as in Ganin et al. 2016): 2 (1 - 2 err) of a linear
-    classifier telling source from target features (2-fold CV, balanced). 0: same domain; 2: disjoint."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    a, b = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
-    if len(a) < 4 or len(b) < 4:
-        raise DataError(f"proxy_a_distance needs at least 4 images per domain; got {len(a)} and {len(b)}.")
-    rng = np.random.default_rng(seed)
-    n = min(len(a), len(b), 2000)
-    x = np.concatenate([a[rng.choice(len(a), n, replace=False)], b[rng.choice(len(b), n, replace=False)]])
-    y = np.r_[np.zeros(n), np.ones(n)]
-    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500, C=0.1))
-    from sklearn.model_selection import StratifiedKFold
-
-    acc = cross_val_score(est, x, y, cv=StratifiedKFold(2, shuffle=True, random_state=seed)).mean()
-    err = 1.0 - acc
-    return float(np.clip(2.0 * (1.0 - 2.0 * err), 0.0, 2.0))
-
-
 def subsample(dataset, max_samples: int | None, seed: int = 0):
     """A stratified subset of at most ``max_samples`` labelled images (all of them when None)."""
     idx = np.flatnonzero(dataset.labels >= 0)

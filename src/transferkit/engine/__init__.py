@@ -2,7 +2,7 @@
 from .callbacks import Callback, EarlyStopping, LambdaCallback
 from .features import extract_features, feature_cache_key
 from .loaders import EpochSampler, PairedLoader, batch_to, make_loader
-from .metrics import classification_metrics, expected_calibration_error, mean_confidence_interval
+from .metrics import classification_metrics, expected_calibration_error, mean_confidence_interval, proxy_a_distance
 from .optim import build_optimizer
 from .results import make_result, read_results, write_result
 from .schedules import lr_multiplier, make_scheduler
@@ -11,6 +11,6 @@ from .trainer import Trainer, TrainingInterrupted, get_fabric, resolve_precision
 __all__ = [
     "Callback", "EarlyStopping", "LambdaCallback", "extract_features", "feature_cache_key", "EpochSampler",
     "PairedLoader", "batch_to", "make_loader", "classification_metrics", "expected_calibration_error",
-    "mean_confidence_interval", "build_optimizer", "make_result", "read_results", "write_result",
+    "mean_confidence_interval", "proxy_a_distance", "build_optimizer", "make_result", "read_results", "write_result",
     "lr_multiplier", "make_scheduler", "Trainer", "TrainingInterrupted", "get_fabric", "resolve_precision",
 ]

@@ -54,3 +54,26 @@ def mean_confidence_interval(values, confidence: float = 0.95) -> tuple[float, f
         return float(v.mean()) if v.size else float("nan"), float("nan")
     z = norm.ppf(0.5 + confidence / 2)
     return float(v.mean()), float(z * v.std(ddof=1) / np.sqrt(v.size))
+
+
+def proxy_a_distance(source_features, target_features, *, seed: int = 0, max_samples: int = 2000) -> float:
+    """Proxy A-distance ``2 (1 - 2 err)`` (Ben-David et al. 2007; Ganin et al. 2016): ``err`` is the 2-fold
+    cross-validated error of a linear classifier telling source (N, D) from target (M, D) embeddings, on equal-size
+    subsamples of at most ``max_samples`` each. 0: indistinguishable domains; 2: perfectly separable."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ..errors import DataError
+
+    a, b = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
+    if len(a) < 4 or len(b) < 4:
+        raise DataError(f"proxy_a_distance needs at least 4 images per domain; got {len(a)} and {len(b)}.")
+    rng = np.random.default_rng(seed)
+    n = min(len(a), len(b), max_samples)
+    x = np.concatenate([a[rng.choice(len(a), n, replace=False)], b[rng.choice(len(b), n, replace=False)]])
+    y = np.r_[np.zeros(n), np.ones(n)]
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.1))
+    acc = cross_val_score(est, x, y, cv=StratifiedKFold(2, shuffle=True, random_state=seed)).mean()
+    return float(np.clip(2.0 * (1.0 - 2.0 * (1.0 - acc)), 0.0, 2.0))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageDataset
-from ..engine import EarlyStopping, PairedLoader
+from ..engine import EarlyStopping, PairedLoader, proxy_a_distance
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from .base import NeuralStrategy
 from .registry import register_strategy
@@ -158,29 +158,6 @@ def snd_score(proba, temperature: float = 0.05) -> float:
     sim.fill_diagonal_(-float("inf"))
     q = torch.softmax(sim / temperature, dim=1)
     return float(_entropy(q).mean())
-
-
-def proxy_a_distance(source_features, target_features, *, seed: int = 0, max_samples: int = 1000) -> float:
-    """Proxy A-distance ``2 (1 - 2 err)`` (Ben-David et al. 2007; Ganin et al. 2016): ``err`` is the held-out
-    error of a linear classifier separating source (N, D) from target (M, D) embeddings (equal-size
-    subsamples, 50/50 split). 0 = indistinguishable domains, 2 = perfectly separable."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    fs, ft = np.asarray(source_features, np.float64), np.asarray(target_features, np.float64)
-    n = min(len(fs), len(ft), max_samples)
-    if n < 4:
-        raise DataError(f"proxy_a_distance needs at least 4 images per domain; got {len(fs)} and {len(ft)}.")
-    x = np.concatenate([fs[rng.choice(len(fs), n, replace=False)], ft[rng.choice(len(ft), n, replace=False)]])
-    y = np.r_[np.zeros(n), np.ones(n)]
-    order = rng.permutation(2 * n)
-    x, y = x[order], y[order]
-    half = n
-    scaler = StandardScaler().fit(x[:half])
-    clf = LogisticRegression(C=1.0, max_iter=2000).fit(scaler.transform(x[:half]), y[:half])
-    err = float((clf.predict(scaler.transform(x[half:])) != y[half:]).mean())
-    return float(2.0 * (1.0 - 2.0 * min(err, 0.5)))
 
 
 def embedding_map(source_features, target_features, *, source_labels=None, target_labels=None,

@@ -218,20 +218,20 @@ class Trainer:
             batch = _to_channels_last(batch)
         out = self._wrapped(batch)
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        fabric.backward(loss)
+        if loss.requires_grad:
+            fabric.backward(loss)
         norm = None
         if self.grad_clip:
             norm = fabric.clip_gradients(self._wrapped, self.optimizer, max_norm=self.grad_clip, error_if_nonfinite=False)
-        if not self._uses_grad_scaler():  # (fp16's GradScaler skips non-finite steps itself)
-            if norm is None:
-                grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-                norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False) if grads else None
-            if norm is not None and not torch.isfinite(torch.as_tensor(norm)):
-                self.optimizer.zero_grad(set_to_none=True)  # a finite loss with NaN/inf gradients: skip the step
-                return None
+        elif not self._uses_grad_scaler():  # (fp16's GradScaler skips non-finite gradients itself)
+            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False) if grads else None
+        finite = torch.isfinite(loss.detach())
+        if norm is not None:
+            finite = finite & torch.isfinite(torch.as_tensor(norm, device=finite.device))
+        if not bool(finite):  # one host sync per step: a NaN/inf loss, or a finite loss with NaN/inf gradients
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()

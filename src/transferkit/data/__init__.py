@@ -4,6 +4,8 @@ from .episodes import Episode, EpisodeSampler
 from .images import IMAGE_EXTENSIONS, open_image
 from .loaders import (BUILTIN_DATASETS, FASHION_CLASSES, from_arrays, from_csv, from_folder, load_dataset,
                       load_digits, load_fashion_mnist)
+from . import real  # noqa: F401  (registers the real datasets)
+from .registry import DatasetInfo, data_roots, list_datasets, register_dataset
 from .splits import class_split, k_per_class, restrict_classes, stratified_split
 from .transforms import ImageTransform
 
@@ -11,5 +13,5 @@ __all__ = [
     "ImageDataset", "ImageTransform", "Episode", "EpisodeSampler", "collate", "check_image_files", "open_image",
     "from_arrays", "from_csv", "from_folder", "load_dataset", "load_digits", "load_fashion_mnist",
     "class_split", "k_per_class", "restrict_classes", "stratified_split", "BUILTIN_DATASETS", "FASHION_CLASSES",
-    "IMAGE_EXTENSIONS",
+    "IMAGE_EXTENSIONS", "DatasetInfo", "data_roots", "list_datasets", "register_dataset",
 ]

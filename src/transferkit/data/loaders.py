@@ -14,15 +14,11 @@ from ..errors import DataError, TransferkitError, check_choice
 from ..utils import cache_dir
 from .dataset import ImageDataset, check_image_files
 from .images import IMAGE_EXTENSIONS
+from .registry import BUILTIN_DATASETS, dataset_info, load_registered, register_dataset
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
-BUILTIN_DATASETS = {
-    "digits": "scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes (always available)",
-    "fashion-mnist": "Zalando's 28x28 garments, 60k train + 10k test, 10 classes "
-                     "(apt-get install dataset-fashion-mnist, or torchvision's downloader)",
-}
 
 
 def from_folder(root, *, validate: bool = True, on_error: str = "raise", extensions=IMAGE_EXTENSIONS,
@@ -136,6 +132,12 @@ def from_arrays(images, labels, classes=None, *, name: str = "arrays", **kwargs)
     return ImageDataset(images, labels, classes, name=name, **kwargs)
 
 
+@register_dataset("digits", description="scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes "
+                  "(always available)", splits=("all",), default_split="all", source="sklearn.datasets.load_digits")
+def _digits(split="all", **kwargs):
+    return load_digits()
+
+
 def load_digits() -> ImageDataset:
     """scikit-learn's digits: 1,797 8x8 grayscale images, 10 classes (pixel values 0-16 scaled to 0-255)."""
     from sklearn.datasets import load_digits as _load
@@ -169,6 +171,9 @@ def _find_fashion(root) -> Path | None:
     return None
 
 
+@register_dataset("fashion-mnist", description="Zalando's 28x28 garments, 60k train + 10k test, 10 classes "
+                  "(apt-get install dataset-fashion-mnist, or torchvision's downloader)",
+                  splits=("train", "test", "all"), default_split="train", source="torchvision.datasets.FashionMNIST")
 def load_fashion_mnist(split: str = "train", root=None, download: bool = True) -> ImageDataset:
     """Fashion-MNIST (Xiao et al. 2017): 28x28 grayscale garments, 10 classes; split 'train', 'test' or 'all'.
 
@@ -205,15 +210,14 @@ def load_fashion_mnist(split: str = "train", root=None, download: bool = True) -
 
 
 def load_dataset(spec, **kwargs) -> ImageDataset:
-    """Any door by a string: 'digits', 'fashion-mnist[:train|test|all]', a folder, or a .csv manifest."""
+    """Any door by a string: a built-in name with an optional split (``'hymenoptera:val'``, ``'usps:test'``,
+    ``'fashion-mnist:train'``, see ``transferkit datasets``), a folder, or a .csv manifest."""
     if not isinstance(spec, (str, os.PathLike)):
         raise TransferkitError(f"load_dataset expects a name or a path; got {type(spec).__name__}.")
     s = str(spec)
-    if s == "digits":
-        return load_digits()
-    if s.startswith("fashion-mnist"):
-        split = s.partition(":")[2] or kwargs.pop("split", "train")
-        return load_fashion_mnist(split, **kwargs)
+    name, _, split = s.partition(":")
+    if dataset_info(name) is not None and not Path(s).exists():
+        return load_registered(name, split or None, **kwargs)
     for prefix, fn in (("folder:", from_folder), ("csv:", from_csv)):
         if s.startswith(prefix):
             return fn(s[len(prefix):], **kwargs)

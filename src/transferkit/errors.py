@@ -1,6 +1,9 @@
 """Errors that name the argument, the value given and what is allowed."""
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
 import re
 from collections.abc import Iterable
 
@@ -57,14 +60,37 @@ def check_choice(owner: str, name: str, value, allowed: Iterable) -> None:
 
 
 def check_range(owner: str, name: str, value, low=None, high=None, *, low_open=False) -> None:
-    """Raise if a numeric parameter is outside ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    bad = value is None
-    if not bad and low is not None:
+    """Raise if a numeric parameter is not a finite number inside ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    >>> check_range("FineTune", "lr", "abc", 0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    transferkit.errors.TransferkitError: The 'lr' parameter of FineTune must be a finite number in (0, None]; got 'abc' (a str).
+    """
+    lo = "(" if low_open else "["
+    allowed = f"in {lo}{low}, {high}]"
+    if not _is_real(value) or not math.isfinite(value):
+        kind = "" if _is_real(value) else f" (a {type(value).__name__})"
+        raise TransferkitError(f"The {name!r} parameter of {owner} must be a finite number {allowed}; got {value!r}{kind}.")
+    bad = False
+    if low is not None:
         bad = value <= low if low_open else value < low
     if not bad and high is not None:
         bad = value > high
     if bad:
-        lo = "(" if low_open else "["
-        raise TransferkitError(
-            f"The {name!r} parameter of {owner} must be in {lo}{low}, {high}]; got {value!r}."
-        )
+        raise TransferkitError(f"The {name!r} parameter of {owner} must be {allowed}; got {value!r}.")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def nearest(name: str, valid: Iterable[str]) -> str:
+    """' Did you mean 'x'?' for the closest valid name (difflib), or ''."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def one_paragraph(text: str) -> str:
+    """Collapse a message onto one line (no blank lines or line breaks)."""
+    return " ".join(str(text).split())

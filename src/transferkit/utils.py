@@ -26,7 +26,8 @@ def seed_everything(seed: int) -> torch.Generator:
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A reader never sees a half-written file: it sees the old file or the new one.
+    A reader never sees a half-written file: it sees the old file or the new one. The file gets the
+    mode an ordinary ``open(path, "w")`` would give (``0o666 & ~umask``), not mkstemp's private 0o600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,11 +35,73 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def current_umask() -> int:
+    """The process umask: from /proc/self/status on Linux, else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class RunLock:
+    """An exclusive lock on ``directory/.lock`` (``fcntl.flock``) held for one run writing there.
+
+    A second run into the same directory gets a TransferkitError naming the first run's pid instead of
+    both overwriting each other's checkpoints and results. The kernel drops the lock when the process
+    ends, however it ends, so a crashed run never leaves a stale lock.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self.path = self.directory / ".lock"
+        self._fh = None
+
+    def __enter__(self):
+        import fcntl
+
+        from .errors import TransferkitError
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise TransferkitError(
+                f"Another transferkit run (pid {holder}) is writing to {self.directory} (lock file {self.path}). "
+                f"Wait for it to finish, or give this run another --out.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.truncate(0)
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+        return False
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:

@@ -1,7 +1,88 @@
-"""The Typer application every command module registers on."""
+"""The Typer application every command module registers on, and the one error wrapper of the CLI.
+
+Every command registered with ``@app.command()`` runs inside :func:`guarded`:
+
+* a :class:`~transferkit.errors.TransferkitError` (a user error: a bad argument, file or data) is printed
+  as one paragraph ``error: ...`` on stderr and the exit code is 2;
+* any other exception is a bug in transferkit: one paragraph says so, with the path of a log file that
+  holds the full traceback (under ``<cache>/logs``); the exit code is 1. No library traceback reaches
+  the screen.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import click
 import typer
 
-app = typer.Typer(
+from ..errors import TransferkitError, one_paragraph
+
+BUG_MESSAGE = "this is a bug in transferkit, please report it"
+
+
+def fail(msg: str, code: int = 2):
+    """Print ``error: msg`` (one paragraph) on stderr and exit with ``code``."""
+    typer.secho(f"error: {one_paragraph(msg)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def write_crash_log(exc: BaseException) -> Path:
+    """Write the traceback of ``exc`` to ``<cache>/logs/crash-*.log`` (or the temp dir) and return the path."""
+    from ..utils import cache_dir
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    for root in (cache_dir() / "logs", Path(tempfile.gettempdir()) / "transferkit-logs"):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            path = root / f"crash-{stamp}-{os.getpid()}.log"
+            path.write_text(f"transferkit crash report\ncommand: {' '.join(map(str, sys.argv))}\n\n{text}")
+            return path
+        except OSError:
+            continue
+    return Path("(no writable log directory)")
+
+
+def guarded(fn):
+    """Wrap a command callback with the CLI's error policy (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except TransferkitError as e:
+            fail(str(e))
+        except Exception as e:  # anything else is ours to fix: log it, never dump it
+            path = write_crash_log(e)
+            what = one_paragraph(str(e))
+            what = what if len(what) <= 300 else what[:300] + "..."
+            fail(f"{BUG_MESSAGE} ({type(e).__name__}: {what}). The full traceback is in {path}.", code=1)
+
+    return wrapper
+
+
+class _GuardedTyper(typer.Typer):
+    """A Typer whose commands all run inside :func:`guarded`."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn):
+            register(guarded(fn))
+            return fn
+
+        return decorator
+
+
+app = _GuardedTyper(
     name="transferkit",
     help="Transfer learning for images: fine-tune, extract features, adapt domains, learn from few or no "
          "examples, share across tasks, distil - and choose between them with evidence.",

@@ -1,6 +1,7 @@
 """Core commands: fit, evaluate, predict, pretrain, backbones, strategies, datasets."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -9,13 +10,12 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import TransferkitError
-from .app import app
+from ..errors import TransferkitError, check_choice, nearest
+from .app import app, fail
 
 
 def _fail(msg: str, code: int = 2):
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+    fail(msg, code)
 
 
 def _is_main_process() -> bool:
@@ -29,14 +29,31 @@ def _parse_params(pairs: List[str]) -> dict:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            _fail(f"--param expects key=value; got {pair!r}.")
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        if not sep or not key.strip():
+            raise TransferkitError(f"--param expects key=value (e.g. -p lr=0.001); got {pair!r}.")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise TransferkitError(f"--param {key.strip()}: cannot read the value {value!r} (a number, a word, "
+                                   f"true/false or a [list] is expected).") from None
     return out
 
 
+# -- the validated boundary: recipe keys, strategy parameters, devices, output paths --------------------
+
+# Top-level recipe keys: the data roles and fit options, plus ``params``. The shared training parameters
+# among them (backbone, epochs...) go into the strategy's parameters; command-line options win.
+RECIPE_ROLE_KEYS = ("strategy", "data", "test", "target", "semantics", "teacher")
+RECIPE_PARAM_KEYS = ("backbone", "epochs", "batch_size", "lr", "devices", "accelerator", "precision", "seed")
+RECIPE_KEYS = (*RECIPE_ROLE_KEYS, "params", "tasks", "test_fraction", "out", "on_error", *RECIPE_PARAM_KEYS)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
 def load_recipe(path) -> dict:
-    """A YAML recipe: data only (``yaml.safe_load``), keys like the ``fit`` options plus ``params:``."""
+    """A YAML recipe: data only (``yaml.safe_load``), keys like the ``fit`` options plus ``params:``.
+
+    Unknown top-level keys are refused with the nearest valid one; ``params`` must be a mapping.
+    """
     import yaml
 
     p = Path(path)
@@ -48,7 +65,163 @@ def load_recipe(path) -> dict:
         raise TransferkitError(f"Recipe {p} is not valid YAML: {e}") from None
     if not isinstance(recipe, dict):
         raise TransferkitError(f"Recipe {p} must be a mapping of options; got {type(recipe).__name__}.")
+    for key, value in recipe.items():
+        if key not in RECIPE_KEYS:
+            raise TransferkitError(f"Recipe {p}: unknown key {key!r}.{nearest(str(key), RECIPE_KEYS)} Valid top-level "
+                                   f"keys: {', '.join(RECIPE_KEYS)} (strategy parameters go under 'params:').")
+        if key == "params":
+            if value is not None and not isinstance(value, dict):
+                raise TransferkitError(
+                    f"Recipe {p}: 'params' must be a mapping of strategy parameters (indented 'name: value' lines, "
+                    f"e.g. 'params:\\n  lr: 0.001'); got a {type(value).__name__}: {value!r}.")
+        elif key in (*RECIPE_ROLE_KEYS, "out", "on_error") and value is not None and not isinstance(value, str):
+            raise TransferkitError(f"Recipe {p}: {key!r} must be a string (a name or a path); got {value!r}.")
     return recipe
+
+
+def _param_annotations(klass) -> dict:
+    """name -> (annotation string, default) along the MRO of a strategy's ``__init__`` (subclass first)."""
+    import inspect
+
+    out = {}
+    for k in klass.__mro__:
+        init = k.__dict__.get("__init__")
+        if init is None or k is object or k.__module__.startswith("sklearn"):
+            continue
+        for prm in inspect.signature(init).parameters.values():
+            if prm.name == "self" or prm.kind in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL) or prm.name in out:
+                continue
+            ann = "" if prm.annotation is inspect.Parameter.empty else str(prm.annotation)
+            out[prm.name] = (ann, prm.default)
+    return out
+
+
+def _kind_ok(value, kinds: set) -> bool:
+    if value is None:
+        return "None" in kinds
+    if isinstance(value, bool):
+        return "bool" in kinds
+    if isinstance(value, int):
+        return bool(kinds & {"int", "float"})
+    if isinstance(value, float):
+        return "float" in kinds
+    if isinstance(value, str):
+        return "str" in kinds
+    if isinstance(value, dict):
+        return "dict" in kinds
+    return False
+
+
+_KIND_WORDS = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
+               "None": "null (none)", "dict": "a mapping {key: value}"}
+
+
+def _check_finite(owner: str, name: str, value) -> None:
+    import math
+
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise TransferkitError(f"The {name!r} parameter of {owner} must be a finite number; got {value!r} "
+                                   f"(NaN and infinity are never valid).")
+
+
+def validate_params(name: str, params: dict):
+    """Check the strategy parameters before any work: known names (nearest suggested), types from the
+    declared annotations, finite numbers, then the strategy's own ranges and choices. Returns the strategy."""
+    from ..strategies import create_strategy, get_strategy_class
+
+    klass = get_strategy_class(name)
+    owner = klass.__name__
+    declared = _param_annotations(klass)
+    for key, value in params.items():
+        if key not in declared:
+            raise TransferkitError(f"Unknown parameter {key!r} for strategy {name!r}.{nearest(key, declared)} "
+                                   f"Valid: {', '.join(sorted(declared))}.")
+        _check_finite(owner, key, value)
+        ann, _ = declared[key]
+        kinds = {t.strip() for t in ann.split("|")} if ann else set()
+        if kinds and kinds <= set(_KIND_WORDS) and not _kind_ok(value, kinds):
+            want = " or ".join(_KIND_WORDS[k] for k in sorted(kinds, key=list(_KIND_WORDS).index))
+            raise TransferkitError(f"The {key!r} parameter of {owner} must be {want}; got {value!r} "
+                                   f"(a {type(value).__name__}). Example: -p {key}={_example(declared[key][1], kinds)}.")
+    model = create_strategy(name, **params)
+    check = getattr(model, "_validate_params", None)
+    if check is not None:
+        check()
+    return model
+
+
+def _example(default, kinds) -> str:
+    if default is not None and default is not Ellipsis and not isinstance(default, (tuple, list, dict)):
+        return str(default).lower() if isinstance(default, bool) else str(default)
+    return {"float": "0.5", "int": "1", "bool": "true", "str": "NAME"}.get(sorted(kinds)[0], "VALUE")
+
+
+def _check_int_option(flag: str, value, low: int = 1) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise TransferkitError(f"{flag} must be an integer >= {low}; got {value!r}.")
+
+
+def check_devices(params: dict) -> None:
+    """--accelerator, --devices and --precision against this machine. A precision the accelerator cannot
+    run is downgraded visibly (a warning) and the parameters then record what actually runs."""
+    import torch
+
+    from ..engine.trainer import PRECISIONS, effective_precision
+
+    acc = params.get("accelerator")
+    if acc is not None:
+        if not isinstance(acc, str) or acc not in ACCELERATORS:
+            raise TransferkitError(f"--accelerator must be one of {', '.join(ACCELERATORS)}; got {acc!r}."
+                                   f"{nearest(str(acc), ACCELERATORS)}")
+        if acc in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise TransferkitError(f"--accelerator {acc}: no CUDA GPU is available on this machine "
+                                   f"(torch.cuda.is_available() is False). Use --accelerator cpu or auto.")
+        if acc == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise TransferkitError("--accelerator mps: Apple's MPS backend is not available on this machine. "
+                                   "Use --accelerator cpu or auto.")
+    devices = params.get("devices")
+    if devices is not None:
+        _check_int_option("--devices", devices)
+        if acc in ("gpu", "cuda") and devices > torch.cuda.device_count():
+            raise TransferkitError(f"--devices {devices}: this machine has {torch.cuda.device_count()} CUDA GPU(s).")
+    prec = params.get("precision")
+    if prec is not None:
+        if prec not in PRECISIONS:
+            raise TransferkitError(f"--precision must be one of {', '.join(PRECISIONS)}; got {prec!r}."
+                                   f"{nearest(str(prec), PRECISIONS)}")
+        ran = effective_precision(prec, acc or "auto", warn=False)
+        if ran != prec and prec != "auto":
+            typer.secho(f"warning: --precision {prec} is not supported on the CPU (no fp16 autocast there); "
+                        f"running {ran} instead, and result.json records precision={ran}.",
+                        fg=typer.colors.YELLOW, err=True)
+            params["precision"] = ran
+
+
+def _folder_root(spec) -> Optional[Path]:
+    """The image folder a data spec reads (ImageFolder layout), or None (a CSV, a built-in name)."""
+    if not isinstance(spec, str):
+        return None
+    s = spec[len("folder:"):] if spec.startswith("folder:") else spec
+    p = Path(s)
+    return p.resolve() if p.is_dir() else None
+
+
+def check_out_dir(out: Path, flag: str = "--out", data_specs=()) -> None:
+    """An output directory: not an existing file, and not inside an image folder read as data."""
+    if out.exists() and not out.is_dir():
+        raise TransferkitError(f"{flag} {out} is an existing file; give a directory (it will hold model/, "
+                               f"result.json and checkpoints/).")
+    resolved = out.resolve()
+    for spec in data_specs:
+        root = _folder_root(spec)
+        if root is not None and resolved.is_relative_to(root):
+            raise TransferkitError(f"{flag} {out} is inside the data folder {root}: the run's own files would sit "
+                                   f"among the training images and be read as data by the next run. Give an "
+                                   f"output directory outside {root}.")
 
 
 def _load_role(role: str, value):
@@ -56,6 +229,8 @@ def _load_role(role: str, value):
 
     if value is None:
         return None
+    if role == "target" and str(value).lower().endswith(".csv"):
+        return load_dataset(value, unlabelled=True)  # a target-domain manifest may leave its labels empty
     if role in ("target", "val", "test"):
         return load_dataset(value)
     if role == "teacher":
@@ -66,7 +241,7 @@ def _load_role(role: str, value):
 
 
 def _run(fn):
-    """Run a command body, turning transferkit errors and interruptions into clean exits."""
+    """Run a command body, turning interruptions into a clean exit (errors: see ``app.guarded``)."""
     from ..engine import TrainingInterrupted
 
     try:
@@ -74,8 +249,6 @@ def _run(fn):
     except TrainingInterrupted as e:
         typer.secho(str(e), fg=typer.colors.YELLOW, err=True)
         raise typer.Exit(130)
-    except TransferkitError as e:
-        _fail(str(e))
 
 
 @app.command()
@@ -83,7 +256,7 @@ def fit(
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="Strategy name (see `transferkit strategies`)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Training data: a folder (ImageFolder layout), a .csv manifest, 'digits' or 'fashion-mnist'."),
     test: Optional[str] = typer.Option(None, "--test", help="Labelled test data; default: a stratified --test-fraction of --data."),
-    test_fraction: float = typer.Option(0.2, help="Fraction of --data held out for the test metrics when --test is not given."),
+    test_fraction: Optional[float] = typer.Option(None, help="Fraction of --data held out for the test metrics when --test is not given (default 0.2)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone spec: builtin:NAME, timm:NAME, hf-hub:ORG/NAME, torchvision:NAME or file:PATH."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size."),
@@ -92,65 +265,101 @@ def fit(
     semantics: Optional[str] = typer.Option(None, help="Class semantics file: attributes CSV or descriptions (zero-shot)."),
     teacher: Optional[str] = typer.Option(None, help="A saved transferkit model directory to distil from."),
     tasks: Optional[int] = typer.Option(None, help="Split --data by class into this many tasks learned one after "
-                                                 "another (progressive, sequential-finetune, ewc)."),
+                                                 "another (progressive, sequential-finetune, ewc); at least 1."),
     param: List[str] = typer.Option([], "--param", "-p", help="Any strategy parameter as key=value (repeatable)."),
     recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="YAML recipe with these options (command-line options win)."),
-    out: Path = typer.Option(Path("runs/fit"), "--out", "-o", help="Output directory: model/, result.json, checkpoints/."),
-    devices: Optional[int] = typer.Option(None, help="Processes/devices; >1 runs DDP (gloo on CPU)."),
-    accelerator: Optional[str] = typer.Option(None, help="'cpu', 'gpu' or 'auto'."),
-    precision: Optional[str] = typer.Option(None, help="'auto', '32-true', 'bf16-mixed' or '16-mixed'."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt after an interruption."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory: model/, result.json, checkpoints/ (default runs/fit). Locked while the run writes there."),
+    devices: Optional[int] = typer.Option(None, help="Processes/devices (>= 1); >1 runs DDP (gloo on CPU)."),
+    accelerator: Optional[str] = typer.Option(None, help="'cpu', 'gpu' (CUDA), 'mps' or 'auto'."),
+    precision: Optional[str] = typer.Option(None, help="'auto', '32-true', 'bf16-mixed' or '16-mixed' (on a CPU, '16-mixed' runs "
+                                                     "as 'bf16-mixed', with a warning, and is recorded so)."),
+    on_error: Optional[str] = typer.Option(None, "--on-error", help="Unreadable images in --data/--test: 'raise' (default: "
+                                                                    "stop, listing every bad file) or 'skip' them with a warning."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.ckpt after an interruption (same configuration only)."),
     seed: Optional[int] = typer.Option(None, help="One seed for everything (same seed, same metrics on CPU)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ):
     """Train a strategy on your images, evaluate it on a test split and save model + result.json."""
     def body():
         from ..data import load_dataset, stratified_split
-        from ..strategies import create_strategy, get_strategy_class
+        from ..strategies import get_strategy_class
+        from ..utils import RunLock
 
+        # 1. Everything is validated before any work starts.
         cfg = load_recipe(recipe) if recipe else {}
-        params = dict(cfg.get("params", {}) or {})
+        params = dict(cfg.get("params") or {})
+        params.update({k: cfg[k] for k in RECIPE_PARAM_KEYS if cfg.get(k) is not None})
         opts = {k: v for k, v in dict(strategy=strategy, data=data, test=test, target=target, semantics=semantics,
                                       teacher=teacher).items() if v is not None}
         cfg = {**{k: v for k, v in cfg.items() if k != "params"}, **opts}
         name = cfg.get("strategy")
         if not name or not cfg.get("data"):
-            _fail("fit needs --strategy and --data (or a --recipe that sets them).")
+            raise TransferkitError("fit needs --strategy and --data (or a --recipe that sets them).")
         for key, val in dict(backbone=backbone, epochs=epochs, batch_size=batch_size, lr=lr, devices=devices,
                              accelerator=accelerator, precision=precision, seed=seed).items():
             if val is not None:
                 params[key] = val
         params.update(_parse_params(param))
         klass = get_strategy_class(name)
+        n_tasks = tasks if tasks is not None else cfg.get("tasks")
+        if n_tasks is not None or "tasks" in klass.data_roles:
+            _check_int_option("--tasks", n_tasks if n_tasks is not None else 5)
+        frac = test_fraction if test_fraction is not None else cfg.get("test_fraction", 0.2)
+        if not cfg.get("test") and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1):
+            raise TransferkitError(f"--test-fraction must be a number strictly between 0 and 1; got {frac!r}.")
+        mode = on_error or cfg.get("on_error") or "raise"
+        check_choice("fit", "--on-error", mode, ("raise", "skip"))
+        out_dir = Path(out or cfg.get("out") or "runs/fit")
+        check_out_dir(out_dir, "--out", [cfg.get(r) for r in ("data", "test", "target")])
         valid = klass._get_param_names()
         if "checkpoint_dir" in valid:
-            params.setdefault("checkpoint_dir", str(out / "checkpoints"))
+            params.setdefault("checkpoint_dir", str(out_dir / "checkpoints"))
             params["resume"] = resume
         if "progress" in valid:
             params["progress"] = progress
-        model = create_strategy(name, **params)
-        train = load_dataset(cfg["data"])
-        if cfg.get("test"):
-            test_ds = load_dataset(cfg["test"])
-        else:
-            train, test_ds = stratified_split(train, test_fraction, seed=params.get("seed", 0))
-        if "tasks" in klass.data_roles:
-            return _fit_task_sequence(model, train, test_ds, tasks or cfg.get("tasks") or 5, out)
-        roles = {r: _load_role(r, cfg.get(r)) for r in klass.data_roles if r not in ("train", "val") and cfg.get(r)}
-        missing = [r for r in klass.data_roles if r not in ("train", "val") and r not in roles]
-        if missing:
-            _fail(f"strategy {name!r} needs data role(s) {missing}: pass --{missing[0]} (see `transferkit strategies`).")
-        model.fit(train, **roles)
-        metrics = model.evaluate(test_ds)
-        if _is_main_process():
-            model.save(out / "model")
-            from ..engine import write_result
+        check_devices(params)
+        model = validate_params(name, params)
 
-            write_result(out, model.result(metrics, data={"train": train.name, "n_train": len(train),
-                                                          "test": test_ds.name, "n_test": len(test_ds)}))
-            typer.echo(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece") if k in metrics}, indent=2))
-            typer.echo(f"saved {out / 'model'} and {out / 'result.json'}")
+        # 2. The work, with OUT locked against a second run writing there at the same time.
+        with RunLock(out_dir) if _is_main_process() else contextlib.nullcontext():
+            train = load_dataset(cfg["data"], **_data_kwargs(cfg["data"], mode))
+            if cfg.get("test"):
+                test_ds = load_dataset(cfg["test"], **_data_kwargs(cfg["test"], mode))
+            else:
+                train, test_ds = stratified_split(train, frac, seed=params.get("seed", 0))
+            if "tasks" in klass.data_roles:
+                return _fit_task_sequence(model, train, test_ds, n_tasks or 5, out_dir)
+            roles = {r: _load_role(r, cfg.get(r)) for r in klass.data_roles if r not in ("train", "val") and cfg.get(r)}
+            missing = [r for r in klass.data_roles if r not in ("train", "val") and r not in roles]
+            if missing:
+                raise TransferkitError(f"strategy {name!r} needs data role(s) {missing}: pass --{missing[0]} "
+                                       f"(see `transferkit strategies`).")
+            model.fit(train, **roles)
+            metrics = model.evaluate(test_ds)
+            if _is_main_process():
+                model.save(out_dir / "model")
+                from ..engine import write_result
+
+                write_result(out_dir, model.result(metrics, data={"train": train.name, "n_train": len(train),
+                                                                  "test": test_ds.name, "n_test": len(test_ds)}))
+                typer.echo(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "ece") if k in metrics}, indent=2))
+                typer.echo(f"saved {out_dir / 'model'} and {out_dir / 'result.json'}")
     _run(body)
+
+
+def _data_kwargs(spec: str, on_error: str) -> dict:
+    """``on_error`` for the doors that read image files (folders, CSV manifests); built-in names take none."""
+    import inspect
+
+    from ..data import load_dataset  # noqa: F401  (registers the built-in datasets)
+    from ..data.registry import dataset_info
+
+    info = dataset_info(str(spec).partition(":")[0])
+    if info is not None and not Path(spec).exists():
+        prms = inspect.signature(info.loader).parameters.values()
+        takes = any(p.name == "on_error" for p in prms) or any(p.kind is p.VAR_KEYWORD for p in prms)
+        return {"on_error": on_error} if takes and on_error != "raise" else {}
+    return {"on_error": on_error}
 
 
 def _fit_task_sequence(model, train, test, n_tasks: int, out: Path) -> None:
@@ -172,18 +381,25 @@ def _fit_task_sequence(model, train, test, n_tasks: int, out: Path) -> None:
 def evaluate(
     model: Path = typer.Argument(..., help="A saved model directory (OUT/model of `fit`)."),
     data: str = typer.Option(..., "--data", "-d", help="Labelled data to evaluate on (folder, .csv, 'digits', 'fashion-mnist:test')."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write result.json here."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the result here: a directory (OUT/result.json) or a .json file path."),
 ):
     """Evaluate a saved model: accuracy, balanced accuracy, macro-F1, per-class accuracy, ECE."""
     def body():
         from ..data import load_dataset
         from ..engine import write_result
         from ..strategies import Strategy
+        from ..utils import write_json
 
+        as_file = out is not None and out.suffix.lower() == ".json" and not out.is_dir()
+        if out is not None and not as_file:
+            check_out_dir(out, "--out")
+        if as_file and out.parent.exists() and not out.parent.is_dir():
+            raise TransferkitError(f"--out {out}: its parent {out.parent} is a file, not a directory.")
         m = Strategy.load(model)
         metrics = m.evaluate(load_dataset(data))
-        if out:
-            write_result(out, m.result(metrics, data={"test": data}))
+        if out is not None:
+            result = m.result(metrics, data={"test": data})
+            write_json(out, result) if as_file else write_result(out, result)
         typer.echo(json.dumps({k: v for k, v in metrics.items() if k not in ("confusion_matrix",)}, indent=2))
     _run(body)
 
@@ -192,8 +408,9 @@ def evaluate(
 def predict(
     model: Path = typer.Argument(..., help="A saved model directory."),
     images: List[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
-    top_k: int = typer.Option(1, help="How many classes to print per image."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write predictions as CSV here instead of stdout."),
+    top_k: int = typer.Option(1, help="How many classes to print per image (1 to the number of classes)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write predictions as CSV to this file instead of "
+                                                                "stdout (missing parent folders are created)."),
 ):
     """Predict classes of new images with a saved model (CSV: path, label, probability)."""
     def body():
@@ -203,28 +420,49 @@ def predict(
 
         from ..data import IMAGE_EXTENSIONS, ImageDataset
         from ..strategies import Strategy
+        from ..utils import atomic_path
 
-        paths = []
+        _check_int_option("--top-k", top_k)
+        if output is not None and output.is_dir():
+            raise TransferkitError(f"--output {output} is a directory; give a file path for the CSV, e.g. {output / 'predictions.csv'}.")
+        if output is not None and any(p.exists() and not p.is_dir() for p in output.parents):
+            raise TransferkitError(f"--output {output}: a parent of it is a file, not a directory.")
+        paths, missing = [], []
         for p in images:
             if p.is_dir():
-                paths += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
-            else:
+                paths += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+            elif p.exists():
                 paths.append(str(p))
+            else:
+                missing.append(str(p))
+        if missing:
+            raise TransferkitError(f"image file(s) not found: {', '.join(missing[:10])}"
+                                   + (f" and {len(missing) - 10} more" if len(missing) > 10 else "") + ".")
         if not paths:
-            _fail("no image files given.")
+            raise TransferkitError(f"no image files ({'/'.join(IMAGE_EXTENSIONS)}) in {', '.join(map(str, images))}.")
         m = Strategy.load(model)
+        k_max = min(top_k, len(m.classes_))
+        if top_k > len(m.classes_):
+            typer.secho(f"warning: --top-k {top_k} is more than the model's {len(m.classes_)} classes; printing "
+                        f"{k_max} per image.", fg=typer.colors.YELLOW, err=True)
         ds = ImageDataset(paths, [-1] * len(paths), m.classes_, name="predict")
         proba = m.predict_proba(ds)
         rows = []
         for path, p in zip(paths, proba):
-            for k in np.argsort(-p)[:top_k]:
+            for k in np.argsort(-p)[:k_max]:
                 rows.append((path, m.classes_[k], f"{p[k]:.4f}"))
-        fh = open(output, "w", newline="") if output else sys.stdout
-        w = csv.writer(fh)
-        w.writerow(["path", "label", "probability"])
-        w.writerows(rows)
-        if output:
-            fh.close()
+
+        def write(fh):
+            w = csv.writer(fh)
+            w.writerow(["path", "label", "probability"])
+            w.writerows(rows)
+
+        if output is None:
+            write(sys.stdout)
+        else:
+            with atomic_path(output, ".csv") as tmp, open(tmp, "w", newline="") as fh:
+                write(fh)
+            typer.secho(f"wrote {len(rows)} rows to {output}", err=True)
     _run(body)
 
 
@@ -246,9 +484,18 @@ def pretrain(
 ):
     """Pre-train a backbone on a source dataset; load it afterwards as `file:OUT`."""
     def body():
+        import math
+
         from ..data import load_dataset
         from ..pretrain import pretrain_backbone
 
+        for flag, v in (("--epochs", epochs), ("--batch-size", batch_size), ("--devices", devices),
+                        ("--input-size", input_size)):
+            _check_int_option(flag, v)
+        if not (math.isfinite(lr) and lr > 0):
+            raise TransferkitError(f"--lr must be a finite number > 0; got {lr!r}.")
+        check_devices({"accelerator": accelerator, "devices": devices})
+        check_out_dir(out, "--out", [data])
         path = pretrain_backbone(load_dataset(data), out, arch=arch, classes=classes.split(",") if classes else None,
                                  epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, input_size=input_size,
                                  seed=seed, devices=devices, accelerator=accelerator, resume=resume)

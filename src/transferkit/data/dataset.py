@@ -40,7 +40,6 @@ class ImageDataset(torch.utils.data.Dataset):
         self.semantics = semantics
         self.name, self.root, self.transform = name, root, transform
         self._validate()
-        self._chw = None  # cached (N, C, H, W) uint8 view of array images
 
     def _validate(self) -> None:
         n = len(self.images)
@@ -77,6 +76,8 @@ class ImageDataset(torch.utils.data.Dataset):
                 raise DataError(
                     f"Dataset {self.name or ''}: the attribute table has {att.shape[0] if att.ndim else 0} rows for "
                     f"{len(named)} named classes; classes of the data without attributes: {missing[:10]}.")
+            if not np.isfinite(att.astype(np.float64)).all():
+                raise DataError(f"Dataset {self.name or ''}: the attribute table holds NaN or inf values.")
         elif sem.get("attributes") is not None:
             att = np.asarray(sem["attributes"])
             if att.ndim != 2 or att.shape[0] != self.num_classes:
@@ -132,10 +133,9 @@ class ImageDataset(torch.utils.data.Dataset):
         """Batched fetch for the DataLoader: vectorised for arrays with a deterministic transform."""
         t = self.transform
         if self.is_array and t is not None and getattr(t, "deterministic", False) and hasattr(t, "batch"):
-            if self._chw is None:
-                self._chw = array_to_chw(self.images)
             idx = np.asarray(indices)
-            x = t.batch(torch.from_numpy(self._chw[idx]))
+            # (B, C, H, W) of this batch only: no channels-first copy of the whole array is kept in memory
+            x = t.batch(torch.from_numpy(array_to_chw(self.images[idx])))
             return [(x, torch.from_numpy(self.labels[idx]))]  # a pre-collated batch, see collate()
         return [self[i] for i in indices]
 
@@ -203,7 +203,8 @@ def collate(batch):
 
 
 def check_image_files(ds: ImageDataset, on_error: str = "raise", progress: bool = False) -> ImageDataset:
-    """Decode every image once; raise naming the first bad file, or drop bad files with a warning."""
+    """Decode every image once. ``on_error='raise'``: one error listing every unreadable file (the first
+    20 by name); ``'skip'``: drop them, with a warning naming each (the first 20) and the total."""
     import warnings
 
     from tqdm.auto import tqdm
@@ -215,14 +216,19 @@ def check_image_files(ds: ImageDataset, on_error: str = "raise", progress: bool 
         try:
             ds.load_image(i)
         except ImageLoadError as e:
-            if on_error == "raise":
-                raise ImageLoadError(f"{e} Pass on_error='skip' to drop unreadable files with a warning.") from None
             bad.append((i, str(e)))
     if not bad:
         return ds
+    if on_error == "raise":
+        listed = " ".join(m if m.endswith(".") else m + "." for _, m in bad[:20])
+        more = f" ...and {len(bad) - 20} more." if len(bad) > 20 else ""
+        summary = f"{len(bad)} of {len(ds)} images are unreadable: " if len(bad) > 1 else ""
+        raise ImageLoadError(f"{summary}{listed}{more} Pass on_error='skip' (on the command line: --on-error skip) "
+                             f"to drop unreadable files with a warning.")
     for _, msg in bad[:20]:
         warnings.warn(f"skipping: {msg}", stacklevel=2)
     if len(bad) > 20:
         warnings.warn(f"skipping {len(bad) - 20} more unreadable images", stacklevel=2)
+    warnings.warn(f"{ds.name or 'dataset'}: skipped {len(bad)} unreadable image(s) of {len(ds)}.", stacklevel=2)
     keep = np.setdiff1d(np.arange(len(ds)), [i for i, _ in bad])
     return ds.subset(keep)

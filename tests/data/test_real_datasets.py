@@ -176,3 +176,27 @@ def test_paired_domains_resamples_and_refuses_other_classes():
     d = from_arrays(np.full((3, 12, 12), 255, np.uint8), [0, 1, 2], ["0", "1", "2"], name="d")
     s, t = paired_domains(a, d)  # default: the larger size
     assert s.images.shape == (4, 12, 12) and t.images.shape == (3, 12, 12) and (t.images == 255).all()
+
+
+def test_remote_fallbacks_are_used_without_a_local_copy(tmp_path, monkeypatch):
+    """No local copy: Omniglot and USPS come from their downloaders (stubbed here: no network in tests)."""
+    from transferkit.data.real import omniglot, usps
+
+    monkeypatch.setenv("TRANSFERKIT_DATA", str(tmp_path / "empty"))
+    calls = []
+
+    def fake_download(split, folder):
+        calls.append(split)
+        return _tiny_omniglot_zip(tmp_path / f"{folder}.zip", folder)
+
+    monkeypatch.setattr(omniglot, "_download", fake_download)
+    ds = load_dataset("omniglot:background")
+    assert calls == ["background"] and ds.num_classes == 4 and len(ds) == 12
+
+    def fake_torchvision(split, root, download):
+        assert download and split == "test"
+        return np.zeros((3, 16, 16), np.uint8), np.array([1, 2, 3])
+
+    monkeypatch.setattr(usps, "_torchvision", fake_torchvision)
+    u = load_dataset("usps:test")
+    assert len(u) == 3 and u.classes == [str(i) for i in range(10)]

@@ -111,9 +111,9 @@ def _decode_member(member, where: Path, size, invert: bool) -> np.ndarray:
                         f"the copy is damaged, download it again.") from None
 
 
-@register_dataset("omniglot", description="Omniglot handwritten characters (Lake et al. 2015), one class per "
-                  "character (Alphabet/characterNN), 20 drawers each, 105x105; background 964 / evaluation 659 "
-                  "characters, background_small1/2 136 / 156", splits=tuple(FOLDERS), default_split="background",
+@register_dataset("omniglot", description="Omniglot handwritten characters (Lake et al. 2015), a class per "
+                  "character, 20 drawers, 105x105; background 964 / evaluation 659 / background_small1 136 / "
+                  "background_small2 156 characters", splits=tuple(FOLDERS), default_split="background",
                   source="torchvision.datasets.Omniglot; github.com/brendenlake/omniglot")
 def load_omniglot(split: str = "background", root=None, download: bool = True, image_size=None,
                   invert: bool = False, alphabets=None, exclude_alphabets=None, on_error: str = "raise",

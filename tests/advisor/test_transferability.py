@@ -65,3 +65,29 @@ def test_score_backbones_ranks_and_caches(target_split):
     assert again[0]["logme"] == pytest.approx(first["logme"])     # same features: from the on-disk cache
     with pytest.raises(Exception, match="rank_by"):
         score_backbones(specs, train, metrics=("logme",), rank_by="knn")
+
+
+def test_logme_max_is_the_evidence_maximum_and_never_below_the_fixed_point():
+    """With fewer images than dimensions, the 'max' solver reaches the maximum of the marginal likelihood
+    log N(y | 0, I/beta + F F^T/alpha), computed here independently by dense linear algebra."""
+    from scipy.optimize import minimize
+    from scipy.stats import multivariate_normal
+
+    from transferkit.advisor.transferability import logme
+
+    rng = np.random.default_rng(3)
+    n, d = 30, 80
+    y = rng.integers(0, 3, n)
+    f = rng.normal(size=(n, d)) * 5 + 8 * np.eye(3)[y] @ rng.normal(size=(3, d))
+
+    def neg(x, yc):
+        cov = np.eye(n) / np.exp(x[1]) + f @ f.T / np.exp(x[0])
+        return -multivariate_normal(np.zeros(n), cov, allow_singular=False).logpdf(yc)
+
+    best = []
+    for c in range(3):
+        yc = (y == c).astype(float)
+        starts = [(a, b) for a in (-8.0, 0.0, 8.0) for b in (-8.0, 0.0, 8.0)]
+        best.append(-min(minimize(neg, s, args=(yc,), method="Nelder-Mead").fun for s in starts) / n)
+    assert logme(f, y) == pytest.approx(np.mean(best), abs=1e-3)
+    assert logme(f, y) >= logme(f, y, solver="fixed-point") - 1e-9

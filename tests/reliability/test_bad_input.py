@@ -167,6 +167,30 @@ def _check_rgb(expect_size=(16, 12)):
     return check
 
 
+def _csv_rows(tmp: Path, rows: list[str]) -> Path:
+    """tmp/m.csv (path,label) over images a.png, b.png, c.png that exist."""
+    for i, n in enumerate("abc"):
+        _noise_png(tmp / f"{n}.png", seed=i)
+    return _csv(tmp / "m.csv", "path,label", rows)
+
+
+def _folder_with_link(tmp: Path, link, target):
+    """tmp/f with classes a, b (2 images each) and one symbolic link; (dataset, warning texts)."""
+    root = _folder(tmp / "f", {"a": 2, "b": 2})
+    link(root).symlink_to(target(root))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = from_folder(root)
+    return ds, [str(w.message) for w in caught]
+
+
+def _skipped(out, n_images: int, pattern: str):
+    ds, messages = out
+    tmp = re.escape(str(Path(ds.root).parent))
+    assert len(ds) == n_images, f"expected {n_images} images, got {len(ds)}: {ds.images}"
+    assert any(re.search(pattern.replace("{tmp}", tmp), m) for m in messages), f"no warning {pattern!r} in {messages}"
+
+
 def _csv_outside(tmp):
     _noise_png(tmp / "outside.png")
     root = tmp / "root"
@@ -336,6 +360,30 @@ ROWS = [
         ImageLoadError, r"not found: {tmp}/gone\.png"),
     Row("csv-no-rows", lambda t, d: from_csv(_csv(t / "m.csv", "path,label", [])), DataError, r"has no rows"),
     Row("csv-not-found", lambda t, d: from_csv(t / "nope.csv"), DataError, r"CSV manifest not found: {tmp}/nope\.csv"),
+    Row("csv-empty-label", lambda t, d: from_csv(_csv_rows(t, ["a.png,x", "b.png,"])), DataError,
+        r"{tmp}/m\.csv, line 3: no label \(the 'label' column is ''\); 1 row\(s\) without a label"),
+    Row("csv-nan-labels", lambda t, d: from_csv(_csv_rows(t, ["a.png,nan", "b.png,NA", "c.png,y"])), DataError,
+        r"line 2: no label \(the 'label' column is 'nan'\); 2 row\(s\) without a label in all \(line\(s\) 2, 3\)"),
+    Row("csv-unlabelled-rows-kept-when-asked", lambda t, d: from_csv(_csv_rows(t, ["a.png,x", "b.png,"]), unlabelled=True), None,
+        check=lambda ds, t: list(ds.labels) == [0, -1] or pytest.fail(str(ds.labels))),
+    Row("csv-nan-is-a-label-when-listed", lambda t, d: from_csv(_csv_rows(t, ["a.png,NA", "b.png,x"]), classes=["NA", "x"]), None,
+        check=lambda ds, t: list(ds.labels) == [0, 1] or pytest.fail(str(ds.labels))),
+    Row("csv-duplicate-rows", lambda t, d: from_csv(_csv_rows(t, ["a.png,x", "b.png,y", "./a.png,x"])), DataError,
+        r"{tmp}/m\.csv: 1 duplicate row\(s\) repeat an earlier image: line 4 \(= line 2\).*duplicates='drop'"),
+    Row("csv-duplicate-rows-dropped-when-asked", lambda t, d: from_csv(_csv_rows(t, ["a.png,x", "b.png,y", "a.png,x"]), duplicates="drop"),
+        None, check=lambda ds, t: (len(ds) == 2 and list(ds.labels) == [0, 1]) or pytest.fail(str(ds.images))),
+    Row("csv-same-image-two-labels", lambda t, d: from_csv(_csv_rows(t, ["a.png,x", "b.png,y", "a.png,y"]), duplicates="drop"),
+        DataError, r"line 4: the image {tmp}/a\.png is also on line 2 with another label \('y' here, 'x' there\)"),
+    Row("folder-symlink-loop", lambda t, d: _folder_with_link(t, lambda r: r / "a" / "loop", lambda r: r / "a"), None,
+        check=lambda out, t: _skipped(out, 4, r"form a loop: {tmp}/f/a/loop")),
+    Row("folder-link-to-parent-loop", lambda t, d: _folder_with_link(t, lambda r: r / "b" / "up", lambda r: r), None,
+        check=lambda out, t: _skipped(out, 4, r"form a loop: {tmp}/f/b/up")),
+    Row("folder-link-leaving-root", lambda t, d: _folder_with_link(t, lambda r: r / "a" / "ext", lambda r: _folder(t / "ext", {"z": 3}) / "z"),
+        None, check=lambda out, t: _skipped(out, 4, r"leave the root: {tmp}/f/a/ext -> {tmp}/ext/z")),
+    Row("folder-link-duplicating-images", lambda t, d: _folder_with_link(t, lambda r: r / "b" / "copy.png", lambda r: r / "a" / "0.png"),
+        None, check=lambda out, t: _skipped(out, 4, r"repeat a folder or image already read: {tmp}/f/b/copy\.png")),
+    Row("folder-broken-link", lambda t, d: _folder_with_link(t, lambda r: r / "a" / "gone.png", lambda r: r / "nowhere.png"),
+        None, check=lambda out, t: _skipped(out, 4, r"are broken: {tmp}/f/a/gone\.png")),
     # --- arrays, features and channels --------------------------------------------------------------
     Row("nan-in-float-images", lambda t, d: from_arrays(np.array([[[0.5, np.nan]], [[0.1, 0.2]]]), [0, 1]),
         DataError, r"NaN or inf"),
@@ -381,6 +429,19 @@ ROWS = [
         r"classes of the data without attributes: \['eel'\]"),
     Row("descriptions-missing-a-class", _descriptions_missing_class, DataError,
         r"no description for class\(es\) \['eel'\]"),
+    Row("nan-in-attribute-table", lambda t, d: ImageDataset(*_tiny_arrays(classes=3), ["cat", "dog", "eel"],
+                                                          semantics={"attributes": np.array([[0, 1], [np.nan, 1], [1, 0]])}),
+        DataError, r"attribute table holds NaN or inf values in the rows of class\(es\) \['dog'\]"),
+    Row("inf-in-named-attribute-table", lambda t, d: ImageDataset(*_tiny_arrays(classes=3), ["cat", "dog", "eel"], semantics={
+        "classes": ["cat", "dog", "eel", "owl"], "attributes": np.array([[0, 1], [0, 1], [1, 0], [np.inf, 0]])}),
+        DataError, r"NaN or inf values in the rows of class\(es\) \['owl'\]"),
+    Row("nan-in-attribute-file", lambda t, d: __import__("transferkit.data.semantics", fromlist=["x"]).load_attributes(
+        _csv(t / "att.csv", "class,stripes,wings", ["cat,1,0", "dog,NaN,0"])),
+        DataError, r"{tmp}/att\.csv, line 3 \(class 'dog'\): attribute values must be finite numbers; got stripes='NaN'"),
+    Row("eszsl-nan-in-attribute-dict", lambda t, d: _strategy_from_module("zeroshot").fit(
+        d.subset(np.arange(100)), semantics={"classes": [str(i) for i in range(10)],
+                                             "attributes": np.where(np.eye(10, 4) == 1, np.nan, 0.5)}),
+        DataError, r"attribute table holds NaN or inf values \(classes \['0', '1', '2', '3'\]\)"),
     Row("zeroshot-attribute-table-missing-a-class", _zeroshot_missing_class, TransferkitError,
         r"(?i)attribute.*\(n_classes=3|3 classes"),
     Row("domain-adaptation-mismatched-classes", _da_mismatched_domains, DataError,

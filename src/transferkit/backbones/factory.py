@@ -180,7 +180,7 @@ def _top_level_groups(model: nn.Module) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def _from_torchvision(name: str, pretrained: bool, state_dict: dict | None = None) -> Backbone:
+def _from_torchvision(name: str, pretrained: bool, state_dict: dict | None = None, source=None) -> Backbone:
     import torchvision
 
     try:
@@ -194,10 +194,21 @@ def _from_torchvision(name: str, pretrained: bool, state_dict: dict | None = Non
             f"Could not fetch torchvision weights for {name!r} ({type(e).__name__}). Offline, pass "
             f"pretrained=False or use 'file:PATH' with arch='torchvision:{name}'.") from None
     if state_dict is not None:
-        missing, _ = model.load_state_dict(state_dict, strict=False)
-        body_missing = [k for k in missing if not k.startswith(("fc.", "classifier.", "head"))]
-        if body_missing:
-            raise TransferkitError(f"The state dict does not fit torchvision:{name}: missing {body_missing[:5]}...")
+        target = model.state_dict()
+        is_head = lambda k: k.startswith(("fc.", "classifier.", "head"))  # noqa: E731
+        missing = [k for k in target if k not in state_dict and not is_head(k)]
+        unexpected = [k for k in state_dict if k not in target and not is_head(k)]
+        wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(target[k].shape)}" for k in state_dict
+                 if k in target and not is_head(k) and state_dict[k].shape != target[k].shape]
+        if missing or unexpected or wrong:
+            detail = "; ".join([f"shape {w}" for w in wrong[:3]] + [f"unexpected {k}" for k in unexpected[:3]]
+                               + [f"missing {k}" for k in missing[:3]])
+            raise TransferkitError(
+                f"{source or 'The state dict'} does not fit torchvision:{name} ({len(wrong)} tensors with another shape, "
+                f"{len(unexpected)} unexpected, {len(missing)} missing; {detail}). It was probably saved from "
+                f"another architecture: pass the arch it was trained with.")
+        model.load_state_dict({k: v for k, v in state_dict.items() if not is_head(k) or
+                               (k in target and v.shape == target[k].shape)}, strict=False)
     num_features = _strip_torchvision_head(model, name)
     crop, resize = 224, 256
     if weights is not None:
@@ -268,11 +279,15 @@ def _from_file(path: str, *, arch: str | None, in_chans=None, **kwargs) -> Backb
     if in_chans is None:
         in_chans = meta.get("in_chans")
     if scheme == "torchvision":
-        bb = _from_torchvision(name, pretrained=False, state_dict=load_weights(p))
+        bb = _from_torchvision(name, pretrained=False, state_dict=load_weights(p), source=p)
     elif meta:  # transferkit file: rebuild the architecture, then load strictly
         timm_name = _builtin_name(name) if scheme == "builtin" else ("hf-hub:" + name if scheme == "hf-hub" else name)
         bb = _from_timm(timm_name, spec=f"file:{p}", arch=arch, pretrained=False, in_chans=in_chans, **kwargs)
-        bb.model.load_state_dict(load_weights(p))
+        state = load_weights(p)
+        if arch != meta.get("arch", arch):  # ?arch= names another network than the file records
+            _load_bare_state(bb.model, state, p, arch, saved_arch=meta.get("arch"))
+        else:
+            bb.model.load_state_dict(state)
         bb.data_config.update({k: tuple(v) if isinstance(v, list) else v
                                for k, v in meta.get("data_config", {}).items()})
     else:  # bare state dict (timm layout, or efficientnet_pytorch for the EfficientNet-Lite family)
@@ -284,7 +299,7 @@ def _from_file(path: str, *, arch: str | None, in_chans=None, **kwargs) -> Backb
     return bb
 
 
-def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str) -> None:
+def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str, saved_arch: str | None = None) -> None:
     """Load a bare state dict into a headless model, checking every key and shape first.
 
     The classifier of the file is dropped (the backbone is headless); an efficientnet_pytorch layout is
@@ -316,8 +331,9 @@ def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str) -> No
         raise TransferkitError(
             f"{path} does not fit {arch}: only {fit} of its {len(target)} tensors match "
             f"({len(wrong)} with another shape, {len(unexpected)} unexpected, {len(missing)} missing; {detail}). "
-            f"It was probably saved from another architecture: pass the arch it was trained with "
-            f"(file:{path}?arch=timm:NAME).")
+            + (f"The file records that it was saved from {saved_arch}: drop ?arch= to load it as such."
+               if saved_arch else f"It was probably saved from another architecture: pass the arch it was "
+                                  f"trained with (file:{path}?arch=timm:NAME)."))
     model.load_state_dict(state, strict=True)
 
 
@@ -339,12 +355,15 @@ def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                                    f"The file is corrupt or truncated; save or download it again.") from None
     if not p.exists():
         raise TransferkitError(f"Weights file not found: {p}")
+    if p.is_file() and p.stat().st_size == 0:
+        raise TransferkitError(f"Weights file {p} is empty (0 bytes): an interrupted download or copy? Save or "
+                               f"download it again.")
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
         raise TransferkitError(
             f"Refusing to load {p}: it is not a plain tensor checkpoint ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:160]}). transferkit loads weights only with safetensors or "
+            f"{(str(e).splitlines() or [''])[0][:160]}). transferkit loads weights only with safetensors or "
             f"torch.load(weights_only=True); convert the file to safetensors from a trusted environment.") from None
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):

@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -49,13 +50,20 @@ def write_crash_log(exc: BaseException) -> Path:
     return Path("(no writable log directory)")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A Python warning during a command: one line ``warning: ...`` on stderr, without the source line."""
+    typer.secho(f"warning: {one_paragraph(str(message))}", fg=typer.colors.YELLOW, err=True)
+
+
 def guarded(fn):
     """Wrap a command callback with the CLI's error policy (see the module docstring)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning  # restored on exit by catch_warnings
+                return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except TransferkitError as e:

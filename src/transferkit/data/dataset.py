@@ -76,8 +76,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 raise DataError(
                     f"Dataset {self.name or ''}: the attribute table has {att.shape[0] if att.ndim else 0} rows for "
                     f"{len(named)} named classes; classes of the data without attributes: {missing[:10]}.")
-            if not np.isfinite(att.astype(np.float64)).all():
-                raise DataError(f"Dataset {self.name or ''}: the attribute table holds NaN or inf values.")
+            _check_finite_attributes(self.name, att, list(named))
         elif sem.get("attributes") is not None:
             att = np.asarray(sem["attributes"])
             if att.ndim != 2 or att.shape[0] != self.num_classes:
@@ -85,8 +84,7 @@ class ImageDataset(torch.utils.data.Dataset):
                     f"Dataset {self.name or ''}: the attribute table has {att.shape[0] if att.ndim else 0} rows for "
                     f"{self.num_classes} classes (shape {att.shape}); it needs one row per class, in the order of "
                     f"{self.classes[:10]}{'...' if self.num_classes > 10 else ''}.")
-            if not np.isfinite(att.astype(np.float64)).all():
-                raise DataError(f"Dataset {self.name or ''}: the attribute table holds NaN or inf values.")
+            _check_finite_attributes(self.name, att, list(self.classes))
         descriptions = sem.get("descriptions")
         if isinstance(descriptions, dict):
             missing = [c for c in self.classes if not descriptions.get(c)]
@@ -193,6 +191,15 @@ class ImageDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         kind = f"arrays{tuple(self.images.shape)}" if self.is_array else "files"
         return f"ImageDataset(name={self.name!r}, n={len(self)}, classes={self.num_classes}, {kind})"
+
+
+def _check_finite_attributes(name, att: np.ndarray, row_classes: list) -> None:
+    """Refuse NaN or inf in an attribute table, naming the classes whose rows hold them."""
+    finite = np.isfinite(att.astype(np.float64))
+    if not finite.all():
+        bad = [str(row_classes[i]) for i in np.flatnonzero(~finite.all(axis=1))]
+        raise DataError(f"Dataset {name or ''}: the attribute table holds NaN or inf values in the rows of "
+                        f"class(es) {bad[:10]}{'...' if len(bad) > 10 else ''}; fill them in or drop the classes.")
 
 
 def collate(batch):

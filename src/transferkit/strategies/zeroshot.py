@@ -84,6 +84,9 @@ def resolve_semantics(semantics, train: ImageDataset | None = None, owner: str =
         a = np.asarray(sem["attributes"], dtype=np.float64)
         if a.ndim != 2 or len(a) != len(sem["classes"]):
             raise DataError(f"{owner}: 'attributes' must be (n_classes={len(sem['classes'])}, M); got shape {a.shape}.")
+        if not np.isfinite(a).all():
+            bad = [str(sem["classes"][i]) for i in np.flatnonzero(~np.isfinite(a).all(axis=1))]
+            raise DataError(f"{owner}: the attribute table holds NaN or inf values (classes {bad[:10]}); fill them in.")
         sem["attributes"] = a
     return sem
 

@@ -1,0 +1,502 @@
+"""The command-line boundary (issue 15): every hostile or mistaken input of the survey, one row each.
+
+A row is ``(id, run, code, message)``: ``run`` is the CLI arguments (a list, or a function of the row's
+temporary folder and the shared fitted run that builds its inputs and returns the list), or :class:`Py`,
+a Python call that runs inside the CLI's own error wrapper (:func:`transferkit.cli.app.guarded`). Every row
+checks what a user sees:
+
+* a user error exits 2 with one line ``error: ...`` that names the culprit (``message``, a substring; ``{tmp}``
+  and ``{run}`` stand for the row's folder and the shared run) and no ``Traceback``;
+* an input that is accepted on purpose exits 0 and says so visibly (``message`` is then the ``warning:``
+  or the note it prints), and ``check`` may look at what was written.
+
+A new case costs one line. The rows follow the issue's two lists, "What was silently accepted" and "What
+leaked a raw traceback"; the Python-API side of the same cases (data hygiene, saved-model tampering,
+resume, the run lock, file modes) is tested at the end of the file and in ``test_bad_input.py``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferkit.cli import _register, app
+from transferkit.cli.app import BUG_MESSAGE, guarded
+from transferkit.errors import TransferkitError
+
+_register()
+runner = CliRunner()
+
+FIT = ["fit", "--strategy", "finetune", "--data", "digits", "--backbone", "builtin:micro-cnn", "--epochs", "1",
+       "--no-progress", "-p", "input_size=16"]
+
+
+def fit(*args, data=None):
+    """``transferkit fit`` of a micro CNN at 16 px for one epoch, with ``args`` appended (and --data replaced)."""
+    base = list(FIT)
+    if data is not None:
+        base[base.index("--data") + 1] = str(data)
+    return [*base, *map(str, args)]
+
+
+# -- inputs ----------------------------------------------------------------------------------------------
+
+def _folder(root: Path, spec: dict[str, int], size=16) -> Path:
+    for k, (cls, n) in enumerate(spec.items()):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            arr = np.random.default_rng(k * 100 + i).integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(root / cls / f"{i}.png")
+    return root
+
+
+def _manifest(tmp: Path, extra_rows=(), drop_last=0) -> Path:
+    root = _folder(tmp / "imgs", {"a": 6, "b": 6})
+    rows = [f"{c}/{i}.png,{c}" for c in "ab" for i in range(6)]
+    rows = rows[:len(rows) - drop_last] + list(extra_rows)
+    (root / "m.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    return root / "m.csv"
+
+
+def _with_loop(tmp: Path) -> Path:
+    root = _folder(tmp / "imgs", {"a": 6, "b": 6})
+    (root / "a" / "again").symlink_to(root / "a")  # a loop back to its own folder
+    return root
+
+
+def _with_escape(tmp: Path) -> Path:
+    root = _folder(tmp / "imgs", {"a": 6, "b": 6})
+    _folder(tmp / "elsewhere", {"x": 2})
+    (root / "b" / "outside").symlink_to(tmp / "elsewhere" / "x")  # a link leaving the data root
+    return root
+
+
+def _with_unreadable(tmp: Path) -> Path:
+    root = _folder(tmp / "imgs", {"a": 6, "b": 6})
+    (root / "a" / "1.png").write_bytes(b"junk")
+    (root / "b" / "2.png").write_bytes(b"<html>404</html>")
+    return root
+
+
+def _image(tmp: Path) -> Path:
+    Image.new("L", (8, 8), 255).save(tmp / "x.png")
+    return tmp / "x.png"
+
+
+def _state(spec: str, path: Path) -> Path:
+    from transferkit.backbones import create_backbone
+
+    torch.save(create_backbone(spec, pretrained=False).model.state_dict(), path)
+    return path
+
+
+def _resnet34_state(path: Path) -> Path:
+    import timm
+
+    torch.save(timm.create_model("resnet34", pretrained=False).state_dict(), path)  # torchvision key layout
+    return path
+
+
+def _saved_backbone(tmp: Path) -> Path:
+    from transferkit.backbones import create_backbone
+    from transferkit.backbones.factory import save_backbone
+
+    return save_backbone(create_backbone("builtin:micro-cnn", pretrained=False), tmp / "bb")
+
+
+def _attributes_with_nan(tmp: Path) -> Path:
+    from transferkit.data.semantics import digits_semantics
+
+    sem = digits_semantics()
+    lines = ["class," + ",".join(sem["attribute_names"])]
+    for i, (c, row) in enumerate(zip(sem["classes"], sem["attributes"])):
+        lines.append(f"{c}," + ",".join("nan" if (i, j) == (3, 1) else str(v) for j, v in enumerate(row)))
+    (tmp / "attributes.csv").write_text("\n".join(lines) + "\n")
+    return tmp / "attributes.csv"
+
+
+def _copy_run(tmp: Path, env) -> Path:
+    shutil.copytree(env["run"], tmp / "run")
+    return tmp / "run"
+
+
+def _tampered(tmp: Path, env, edit: Callable[[Path], None]) -> Path:
+    d = tmp / "model"
+    shutil.copytree(env["run"] / "model", d)
+    edit(d)
+    return d
+
+
+def _edit_meta(fn):
+    def edit(d: Path):
+        meta = json.loads((d / "strategy.json").read_text())
+        fn(meta)
+        (d / "strategy.json").write_text(json.dumps(meta))
+    return edit
+
+
+def _checkpoint_without_config(tmp: Path, env) -> Path:
+    """A checkpoint as an older transferkit wrote it (no recorded configuration): only the weights can tell."""
+    run = _copy_run(tmp, env)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    state.pop("config")
+    torch.save(state, ckpt)
+    return run
+
+
+_LOCKS = []
+
+
+def _locked(tmp: Path) -> Path:
+    from transferkit.utils import RunLock
+
+    lock = RunLock(tmp / "busy")
+    lock.__enter__()  # another run holds OUT (released at teardown)
+    _LOCKS.append(lock)
+    return tmp / "busy"
+
+
+# -- the table -------------------------------------------------------------------------------------------
+
+@dataclass
+class Py:
+    """A Python call (tmp, env) run inside the CLI's error wrapper."""
+    fn: Callable
+
+
+@dataclass
+class Case:
+    id: str
+    run: list | Callable | Py  # CLI args, or (tmp, env) -> CLI args, or Py
+    code: int  # 2: a user error; 0: accepted on purpose, visibly
+    message: str  # a substring of the output: the culprit (for code 2) or the visible note (code 0)
+    check: Callable | None = None  # (tmp) -> None, for accepted inputs
+
+
+def _result(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+CASES = [
+    # --- what was silently accepted -------------------------------------------------------------------
+    Case("weights-of-another-network", lambda t, e: fit("--backbone", f"file:{_state('builtin:micro-cnn', t / 'w.pth')}?arch=timm:resnet18"),
+         2, "{tmp}/w.pth does not fit timm:resnet18: only 0 of its 120 tensors match"),
+    Case("transferkit-file-with-another-arch", lambda t, e: fit("--backbone", f"file:{_saved_backbone(t)}?arch=timm:resnet18"),
+         2, "records that it was saved from builtin:micro-cnn"),
+    Case("torchvision-arch-given-a-deeper-net", lambda t, e: fit("--backbone", f"file:{_resnet34_state(t / 'r34.pth')}?arch=torchvision:resnet18"),
+         2, "{tmp}/r34.pth does not fit torchvision:resnet18 (0 tensors with another shape, 96 unexpected"),
+    Case("csv-duplicate-rows", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["a/0.png,a", "b/1.png,b"])),
+         2, "{tmp}/imgs/m.csv: 2 duplicate row(s) repeat an earlier image: line 14 (= line 2)"),
+    Case("csv-same-image-two-labels", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["a/0.png,b"])),
+         2, "line 14: the image {tmp}/imgs/a/0.png is also on line 2 with another label"),
+    Case("csv-empty-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,"], drop_last=1)),
+         2, "{tmp}/imgs/m.csv, line 13: no label (the 'label' column is '')"),
+    Case("csv-nan-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,NaN"], drop_last=1)),
+         2, "line 13: no label (the 'label' column is 'NaN')"),
+    Case("resume-other-dataset", lambda t, e: fit("--out", _copy_run(t, e), "--resume", data=_folder(t / "imgs", {"a": 6, "b": 6})),
+         2, "Cannot resume from {tmp}/run/checkpoints/last.ckpt: it was written by a run with another configuration (classes:"),
+    Case("two-runs-into-one-out", lambda t, e: fit("--out", _locked(t)),
+         2, f"Another transferkit run (pid {os.getpid()}) is writing to {{tmp}}/busy"),
+    Case("every-unreadable-image-named", lambda t, e: fit("--out", t / "o", data=_with_unreadable(t)),
+         2, "2 of 12 images are unreadable: Cannot read image {tmp}/imgs/a/1.png"),
+    Case("unreadable-image-hint-is-a-cli-option", lambda t, e: fit("--out", t / "o", data=_with_unreadable(t)),
+         2, "(on the command line: --on-error skip)"),
+    Case("on-error-skip-is-visible", lambda t, e: fit("--out", t / "o", "--on-error", "skip", data=_with_unreadable(t)),
+         0, "warning: imgs: skipped 2 unreadable image(s) of 12"),
+    Case("folder-symlink-loop-skipped-visibly", lambda t, e: fit("--out", t / "o", data=_with_loop(t)),
+         0, "skipped 1 symbolic link(s) or folder(s) that form a loop: {tmp}/imgs/a/again",
+         check=lambda t: _result(t / "o" / "result.json")["data"]["n_train"] + _result(t / "o" / "result.json")["data"]["n_test"] == 12
+         or pytest.fail("the loop was read as images")),
+    Case("folder-link-leaving-the-root-skipped", lambda t, e: fit("--out", t / "o", data=_with_escape(t)),
+         0, "that leave the root: {tmp}/imgs/b/outside -> {tmp}/elsewhere/x"),
+    Case("out-inside-the-data-folder", lambda t, e: fit("--out", _folder(t / "imgs", {"a": 6, "b": 6}) / "runs", data=t / "imgs"),
+         2, "--out {tmp}/imgs/runs is inside the data folder {tmp}/imgs"),
+    Case("recipe-unknown-top-level-key", lambda t, e: ((t / "r.yaml").write_text("strategy: finetune\ndata: digits\nepoch: 1\n"),
+                                                       ["fit", "--recipe", t / "r.yaml"])[1],
+         2, "Recipe {tmp}/r.yaml: unknown key 'epoch'. Did you mean 'epochs'?"),
+    Case("predict-top-k-0", lambda t, e: ["predict", e["run"] / "model", _image(t), "--top-k", "0"], 2, "--top-k must be an integer >= 1; got 0"),
+    Case("predict-top-k-negative", lambda t, e: ["predict", e["run"] / "model", _image(t), "--top-k", "-1"], 2, "--top-k must be an integer >= 1; got -1"),
+    Case("eszsl-nan-in-attribute-file", lambda t, e: ["fit", "--strategy", "eszsl", "--data", "digits", "--semantics", _attributes_with_nan(t),
+                                                      "--backbone", "builtin:micro-cnn", "--out", t / "o", "--no-progress"],
+         2, "{tmp}/attributes.csv, line 5 (class '3'): attribute values must be finite numbers; got seg_upper_right='nan'"),
+    Case("progressive-tasks-0", ["fit", "--strategy", "progressive", "--data", "digits", "--tasks", "0"], 2, "--tasks must be an integer >= 1; got 0"),
+    Case("tasks-for-a-one-task-strategy", fit("--tasks", "3"), 2, "--tasks 3: strategy 'finetune' learns one task"),
+    Case("precision-16-mixed-on-cpu-recorded-as-run", lambda t, e: fit("--out", t / "o", "--precision", "16-mixed", "--accelerator", "cpu"),
+         0, "warning: --precision 16-mixed is not supported on the CPU",
+         check=lambda t: _result(t / "o" / "result.json")["params"]["precision"] == "bf16-mixed"
+         or pytest.fail(f"recorded {_result(t / 'o' / 'result.json')['params']['precision']}")),
+    # --- what leaked a raw traceback ------------------------------------------------------------------
+    Case("param-not-a-number", fit("-p", "lr=abc"), 2, "The 'lr' parameter of FineTune must be a number; got 'abc'"),
+    Case("param-nan", fit("-p", "lr=nan"), 2, "The 'lr' parameter of FineTune must be a finite number; got nan"),
+    Case("param-inf", fit("-p", "lr=inf"), 2, "The 'lr' parameter of FineTune must be a finite number; got inf"),
+    Case("param-unknown-name", fit("-p", "lrr=0.1"), 2, "Unknown parameter 'lrr' for strategy 'finetune'. Did you mean 'lr'?"),
+    Case("param-out-of-range", fit("-p", "batch_size=0"), 2, "The 'batch_size' parameter of FineTune must be in [1, None]; got 0"),
+    Case("param-without-value", fit("-p", "lr"), 2, "--param expects key=value"),
+    Case("recipe-params-a-list", lambda t, e: ((t / "r.yaml").write_text("strategy: finetune\ndata: digits\nparams:\n  - lr: 0.1\n"),
+                                               ["fit", "--recipe", t / "r.yaml"])[1],
+         2, "Recipe {tmp}/r.yaml: 'params' must be a mapping of strategy parameters"),
+    Case("empty-pth", lambda t, e: ((t / "e.pth").write_bytes(b""), fit("--backbone", f"file:{t / 'e.pth'}?arch=timm:resnet18"))[1],
+         2, "Weights file {tmp}/e.pth is empty (0 bytes)"),
+    Case("weights-of-another-architecture-size-mismatch",
+         lambda t, e: fit("--backbone", f"file:{_state('builtin:micro-cnn', t / 'w.pth')}?arch=builtin:small-cnn"),
+         2, "{tmp}/w.pth does not fit builtin:small-cnn: only 3 of its 30 tensors match (15 with another shape"),
+    Case("bare-state-dict-wrong-arch-never-hangs", lambda t, e: fit("--backbone", f"file:{_state('timm:resnet18', t / 'r18.pth')}?arch=timm:resnet34"),
+         2, "{tmp}/r18.pth does not fit timm:resnet34: only 120 of its 216 tensors match"),
+    Case("resume-other-backbone", lambda t, e: fit("--out", _copy_run(t, e), "--resume", "--backbone", "builtin:small-cnn"),
+         2, "configuration (backbone: 'builtin:micro-cnn' then, 'builtin:small-cnn' now)"),
+    Case("resume-old-checkpoint-other-backbone", lambda t, e: fit("--out", _checkpoint_without_config(t, e), "--resume", "--backbone", "builtin:small-cnn"),
+         2, "{tmp}/run/checkpoints/last.ckpt: its weights do not fit the current model"),
+    Case("saved-model-without-weights", lambda t, e: ["evaluate", _tampered(t, e, lambda d: (d / "model.safetensors").unlink()), "--data", "digits"],
+         2, "{tmp}/model/model.safetensors is missing"),
+    Case("saved-model-broken-json", lambda t, e: ["evaluate", _tampered(t, e, lambda d: (d / "strategy.json").write_text("{oops")), "--data", "digits"],
+         2, "{tmp}/model/strategy.json is not valid JSON"),
+    Case("saved-model-missing-keys", lambda t, e: ["evaluate", _tampered(t, e, _edit_meta(lambda m: m.pop("params"))), "--data", "digits"],
+         2, "{tmp}/model/strategy.json lacks the key(s) ['params']"),
+    Case("saved-model-edited-classes", lambda t, e: ["predict", _tampered(t, e, _edit_meta(lambda m: m.update(classes=m["classes"][:3]))), _image(t)],
+         2, "{tmp}/model/model.safetensors does not fit {tmp}/model/strategy.json: head.weight has shape [10, 32]"),
+    Case("saved-model-not-a-directory", lambda t, e: ["evaluate", t / "nowhere", "--data", "digits"], 2, "Saved model not found: {tmp}/nowhere"),
+    Case("devices-0", fit("--devices", "0"), 2, "--devices must be an integer >= 1; got 0"),
+    Case("devices-negative", fit("--devices", "-1"), 2, "--devices must be an integer >= 1; got -1"),
+    Case("accelerator-gpu-without-gpu", fit("--accelerator", "gpu"), 2, "--accelerator gpu: no CUDA GPU is available"),
+    Case("accelerator-misspelt", fit("--accelerator", "tpuu"), 2, "--accelerator must be one of auto, cpu, gpu, cuda, mps; got 'tpuu'"),
+    Case("precision-unknown", fit("--precision", "64"), 2, "--precision must be one of"),
+    Case("out-is-an-existing-file", lambda t, e: ((t / "f.txt").write_text("x"), fit("--out", t / "f.txt"))[1],
+         2, "--out {tmp}/f.txt is an existing file"),
+    Case("evaluate-out-an-existing-file", lambda t, e: ((t / "f.txt").write_text("x"), ["evaluate", e["run"] / "model", "--data", "digits", "--out", t / "f.txt"])[1],
+         2, "--out {tmp}/f.txt is an existing file"),
+    Case("evaluate-out-a-json-file", lambda t, e: ["evaluate", e["run"] / "model", "--data", "digits", "--out", t / "r.json"],
+         0, '"accuracy"', check=lambda t: "metrics" in _result(t / "r.json") or pytest.fail("no metrics in r.json")),
+    Case("predict-output-into-a-missing-folder", lambda t, e: ["predict", e["run"] / "model", _image(t), "--output", t / "new" / "p.csv"],
+         0, "wrote 1 rows to {tmp}/new/p.csv",
+         check=lambda t: (t / "new" / "p.csv").read_text().startswith("path,label,probability") or pytest.fail("no CSV")),
+    Case("predict-output-a-directory", lambda t, e: ["predict", e["run"] / "model", _image(t), "--output", t],
+         2, "--output {tmp} is a directory"),
+    Case("predict-missing-image", lambda t, e: ["predict", e["run"] / "model", t / "gone.png"], 2, "image file(s) not found: {tmp}/gone.png"),
+    Case("python-api-error-through-the-wrapper", Py(lambda t, e: __import__("transferkit.data", fromlist=["x"]).from_csv(t / "no.csv")),
+         2, "CSV manifest not found: {tmp}/no.csv"),
+]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """One finished run (digits, micro CNN, one epoch) with OUT/model and OUT/checkpoints/last.ckpt."""
+    run = tmp_path_factory.mktemp("boundary") / "run"
+    r = runner.invoke(app, fit("--out", run))
+    assert r.exit_code == 0, r.output
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "model" / "strategy.json").exists()
+    return {"run": run}
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Hang()
+
+
+def _invoke(case: Case, tmp: Path, env, capsys) -> tuple[int, str]:
+    if isinstance(case.run, Py):
+        try:
+            guarded(case.run.fn)(tmp, env)
+            code = 0
+        except BaseException as e:  # typer.Exit from the wrapper
+            code = getattr(e, "exit_code", None)
+            if code is None:
+                raise
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+    args = case.run(tmp, env) if callable(case.run) else case.run
+    r = runner.invoke(app, [str(a) for a in args])
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        import traceback
+
+        pytest.fail(f"{case.id}: an exception escaped the CLI wrapper:\n"
+                    + "".join(traceback.format_exception(type(r.exception), r.exception, r.exception.__traceback__)))
+    return r.exit_code, r.output
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_boundary(case: Case, tmp_path, env, capsys, monkeypatch):
+    if case.id == "accelerator-gpu-without-gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    tmp = tmp_path.resolve()
+    monkeypatch.chdir(tmp)  # a run without --out writes runs/fit here, never in the repository
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(120)  # a row that hangs (the bare-state-dict case once did) fails instead of blocking the suite
+    try:
+        code, output = _invoke(case, tmp, env, capsys)
+    except _Hang:
+        pytest.fail(f"{case.id}: did not finish within 120 s")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+        while _LOCKS:
+            _LOCKS.pop().__exit__(None, None, None)
+    expected = case.message.replace("{tmp}", str(tmp)).replace("{run}", str(env["run"]))
+    assert "Traceback" not in output, f"{case.id}: a traceback reached the screen:\n{output}"
+    assert code == case.code, f"{case.id}: exit {code}, expected {case.code}:\n{output[-3000:]}"
+    flat = " ".join(output.split())  # the CLI wraps nothing, but rich/terminal widths must not matter
+    assert " ".join(expected.split()) in flat, f"{case.id}: {expected!r} not in the output:\n{output[-3000:]}"
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    if case.code == 2:
+        assert len(errors) == 1, f"{case.id}: expected one 'error:' line, got {errors}:\n{output}"
+        assert output.rstrip().splitlines()[-1].startswith("error:"), f"{case.id}: the error is not one paragraph:\n{output}"
+        assert " ".join(expected.split()) in errors[0], f"{case.id}: the error line does not name the culprit: {errors[0]}"
+    else:
+        assert not errors, f"{case.id}: accepted input printed an error: {errors}"
+    if case.check is not None:
+        case.check(tmp)
+
+
+def test_table_covers_the_issue():
+    """Each bullet of the issue's two lists is at least one row."""
+    required = {
+        "weights-of-another-network", "csv-duplicate-rows", "resume-other-dataset", "two-runs-into-one-out",
+        "every-unreadable-image-named", "csv-empty-label", "csv-nan-label", "folder-symlink-loop-skipped-visibly",
+        "out-inside-the-data-folder", "recipe-unknown-top-level-key", "predict-top-k-0", "predict-top-k-negative",
+        "eszsl-nan-in-attribute-file", "progressive-tasks-0", "precision-16-mixed-on-cpu-recorded-as-run",
+        "param-not-a-number", "param-nan", "recipe-params-a-list", "empty-pth",
+        "weights-of-another-architecture-size-mismatch", "bare-state-dict-wrong-arch-never-hangs",
+        "resume-other-backbone", "saved-model-without-weights", "saved-model-broken-json", "saved-model-missing-keys",
+        "saved-model-edited-classes", "devices-0", "devices-negative", "accelerator-gpu-without-gpu",
+        "accelerator-misspelt", "out-is-an-existing-file", "evaluate-out-an-existing-file",
+        "predict-output-into-a-missing-folder"}
+    assert not required - {c.id for c in CASES}
+
+
+def test_a_bug_is_reported_as_a_bug_with_a_log(tmp_path, capsys, monkeypatch):
+    """Any exception that is not a TransferkitError: one paragraph 'this is a bug', the traceback in a log file."""
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path))
+
+    def broken():
+        return {}["missing"]
+
+    with pytest.raises(BaseException) as info:
+        guarded(broken)()
+    assert getattr(info.value, "exit_code", None) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {BUG_MESSAGE} (KeyError: 'missing')") and "Traceback" not in err
+    log = Path(err.split("The full traceback is in ")[1].strip().rstrip("."))
+    assert log.is_file() and log.is_relative_to(tmp_path)
+    text = log.read_text()
+    assert "Traceback" in text and "broken" in text
+
+
+# -- the Python API side -----------------------------------------------------------------------------
+
+def test_run_lock_names_the_holder(tmp_path):
+    from transferkit.utils import RunLock
+
+    with RunLock(tmp_path / "out"):
+        with pytest.raises(TransferkitError, match=rf"Another transferkit run \(pid {os.getpid()}\) is writing to "
+                                                   rf"{tmp_path}/out"):
+            with RunLock(tmp_path / "out"):
+                pass
+    with RunLock(tmp_path / "out"):  # released: the next run takes it
+        pass
+
+
+def test_run_lock_across_processes(tmp_path):
+    """A lock held by another process (a second `transferkit fit` into the same --out) is refused."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from transferkit.utils import RunLock\n"
+            f"with RunLock({str(tmp_path / 'out')!r}):\n    print('locked', flush=True); time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        from transferkit.utils import RunLock
+
+        with pytest.raises(TransferkitError, match=rf"pid {holder.pid}\)"):
+            with RunLock(tmp_path / "out"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(tmp_path / "out"):  # the kernel dropped the dead process's lock
+        pass
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_saved_files_honour_the_umask(tmp_path, umask, mode):
+    from transferkit.utils import atomic_path, write_json
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "r.json", {"a": 1})
+        with atomic_path(tmp_path / "w.bin", ".bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(old)
+    for name in ("r.json", "w.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+
+
+def test_a_saved_model_is_readable_by_the_group_under_umask_027(tmp_path, digits):
+    from transferkit.strategies import create_strategy
+
+    m = create_strategy("finetune", backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=64,
+                        input_size=16, progress=False).fit(digits.subset(np.arange(100)))
+    old = os.umask(0o027)
+    try:
+        m.save(tmp_path / "model")
+    finally:
+        os.umask(old)
+    files = sorted(p for p in (tmp_path / "model").iterdir() if p.is_file())
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o640 for p in files), [
+        (p.name, oct(p.stat().st_mode)) for p in files]
+
+
+_TAMPER = [
+    ("no-weights", lambda d: (d / "model.safetensors").unlink(), r"model\.safetensors is missing"),
+    ("broken-json", lambda d: (d / "strategy.json").write_text("{oops"), r"strategy\.json is not valid JSON"),
+    ("not-an-object", lambda d: (d / "strategy.json").write_text("[1, 2]"), r"strategy\.json must hold a JSON object"),
+    ("missing-keys", _edit_meta(lambda m: m.pop("classes")), r"lacks the key\(s\) \['classes'\]"),
+    ("missing-state", _edit_meta(lambda m: m.pop("state")), r"lacks 'arch' in its 'state'"),
+    ("edited-classes", _edit_meta(lambda m: m.update(classes=m["classes"] + ["extra"])),
+     r"head\.weight has shape \[10, 32\] in the weights but \[11, 32\] for the 11 classes"),
+    ("unknown-strategy", _edit_meta(lambda m: m.update(name="finetun")), r"finetun"),
+    ("truncated-weights", lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
+     r"Cannot read safetensors file .*model\.safetensors"),
+]
+
+
+@pytest.mark.parametrize("edit,match", [t[1:] for t in _TAMPER], ids=[t[0] for t in _TAMPER])
+def test_saved_model_tampering(tmp_path, env, edit, match):
+    from transferkit.strategies import Strategy
+
+    d = tmp_path / "model"
+    shutil.copytree(env["run"] / "model", d)
+    edit(d)
+    with pytest.raises(TransferkitError, match=match):
+        Strategy.load(d)
+
+
+def test_resume_with_another_configuration_is_refused_before_loading(tmp_path, digits):
+    from transferkit.strategies import create_strategy
+
+    kw = dict(backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=64, input_size=16, progress=False,
+              checkpoint_dir=str(tmp_path / "ckpt"))
+    create_strategy("finetune", **kw).fit(digits.subset(np.arange(100)))
+    for change, match in [(dict(lr=0.5), r"lr: 0\.003 then, 0\.5 now|lr: .* then, 0\.5 now"),
+                          (dict(backbone="builtin:small-cnn"), r"backbone: 'builtin:micro-cnn' then, 'builtin:small-cnn' now")]:
+        with pytest.raises(TransferkitError, match=rf"Cannot resume from .*last\.ckpt: .*{match}"):
+            create_strategy("finetune", **{**kw, **change, "resume": True}).fit(digits.subset(np.arange(100)))
+    with pytest.raises(TransferkitError, match=r"data: 'digits \(100 images.* then, 'digits \(120 images"):
+        create_strategy("finetune", **{**kw, "resume": True}).fit(digits.subset(np.arange(120)))
+    # the same configuration resumes
+    create_strategy("finetune", **{**kw, "resume": True}).fit(digits.subset(np.arange(100)))

@@ -10,6 +10,8 @@ SCENARIOS = [
     ("limited labels", dict(labels_per_class=20), {}, "feature-extraction", "S1", "frozen"),
     ("limited labels, features already fit", dict(), {"labels_per_class": 40, "probe_accuracy": 0.95},
      "feature-extraction", "M1", "already reaches 95%"),
+    ("plenty of labels, features already fit (hymenoptera, Lite0)", dict(), {"labels_per_class": 122,
+     "probe_accuracy": 0.96}, "feature-extraction", "M1", "already reaches 96%"),
     ("plenty of labels, far domain", dict(), {"labels_per_class": 600, "probe_accuracy": 0.5},
      "fine-tuning", "M2", "only 50%"),
     ("day -> night shift", dict(labels_per_class=300, has_target=True), {"proxy_a_distance": 1.6},

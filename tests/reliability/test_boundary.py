@@ -284,6 +284,12 @@ CASES = [
     Case("predict-output-a-directory", lambda t, e: ["predict", e["run"] / "model", _image(t), "--output", t],
          2, "--output {tmp} is a directory"),
     Case("predict-missing-image", lambda t, e: ["predict", e["run"] / "model", t / "gone.png"], 2, "image file(s) not found: {tmp}/gone.png"),
+    Case("pretrain-lr-nan", ["pretrain", "--data", "digits", "--lr", "nan", "--out", "pre"], 2, "--lr must be a finite number > 0; got nan"),
+    Case("pretrain-epochs-0", ["pretrain", "--data", "digits", "--epochs", "0", "--out", "pre"], 2, "--epochs must be an integer >= 1; got 0"),
+    Case("pretrain-out-an-existing-file", lambda t, e: ((t / "f.txt").write_text("x"), ["pretrain", "--data", "digits", "--out", t / "f.txt"])[1],
+         2, "--out {tmp}/f.txt is an existing file"),
+    Case("pretrain-into-a-locked-out", lambda t, e: ["pretrain", "--data", "digits", "--arch", "builtin:micro-cnn", "--epochs", "1", "--out", _locked(t)],
+         2, f"Another transferkit run (pid {os.getpid()}) is writing to {{tmp}}/busy"),
     Case("python-api-error-through-the-wrapper", Py(lambda t, e: __import__("transferkit.data", fromlist=["x"]).from_csv(t / "no.csv")),
          2, "CSV manifest not found: {tmp}/no.csv"),
 ]
@@ -500,3 +506,33 @@ def test_resume_with_another_configuration_is_refused_before_loading(tmp_path, d
         create_strategy("finetune", **{**kw, "resume": True}).fit(digits.subset(np.arange(120)))
     # the same configuration resumes
     create_strategy("finetune", **{**kw, "resume": True}).fit(digits.subset(np.arange(100)))
+
+
+# -- bounded inference memory ----------------------------------------------------------------------------
+
+def test_inference_batch_is_sized_from_the_model_and_input():
+    """An ImageNet backbone at 224 px or more gets a small batch (its activations fit the budget); a builtin
+    CNN at 32 px keeps the batch asked for; the batch falls as the input grows; inf switches the budget off."""
+    from transferkit.backbones import create_backbone
+    from transferkit.engine.features import activation_bytes_per_image, inference_batch_size
+
+    lite0 = create_backbone("timm:tf_efficientnet_lite0", pretrained=False).eval()
+    by_size = {s: inference_batch_size(lite0, (3, s, s), max_batch=256, memory_budget_mb=128) for s in (160, 224, 320)}
+    assert 1 <= by_size[320] <= by_size[224] <= by_size[160] < 256, by_size
+    assert by_size[224] * activation_bytes_per_image(lite0, (3, 224, 224)) <= 128 * 2**20
+    assert inference_batch_size(lite0, (3, 224, 224), max_batch=256, memory_budget_mb=float("inf")) == 256
+    micro = create_backbone("builtin:micro-cnn", pretrained=False)
+    assert inference_batch_size(micro, (3, 32, 32), max_batch=256) == 256
+
+
+def test_predict_and_evaluate_use_the_bounded_batch(digits, monkeypatch):
+    """Strategy inference loaders (predict_proba, evaluate: batch 256) go through the same budget."""
+    from transferkit.strategies import create_strategy
+
+    m = create_strategy("finetune", backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=64,
+                        input_size=16, progress=False).fit(digits.subset(np.arange(100)))
+    assert m.loader(digits, train=False, batch_size=256).batch_size == 256  # a tiny CNN keeps 256
+    m.__dict__.pop("_inference_batches", None)
+    monkeypatch.setenv("TRANSFERKIT_INFERENCE_MEMORY_MB", "0.01")  # a budget that fits one image's activations
+    assert m.loader(digits, train=False, batch_size=256).batch_size == 1
+    assert m.loader(digits, train=True).batch_size == 64  # training batches are the user's

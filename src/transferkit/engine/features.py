@@ -28,15 +28,21 @@ def feature_cache_key(backbone, dataset: ImageDataset, transform, layer=None) ->
     return fingerprint(backbone.arch, state_fingerprint(backbone), repr(transform), dataset.fingerprint(), layer)
 
 
-# Activation memory one inference batch may use (MiB); $TRANSFERKIT_INFERENCE_MEMORY_MB overrides it.
-DEFAULT_INFERENCE_MEMORY_MB = 256.0
+# Activation memory one inference batch may use (MiB); $TRANSFERKIT_INFERENCE_MEMORY_MB overrides it. On a
+# CPU the activations are process memory: 128 MiB keeps EfficientNet-Lite0 at 224 px under 1.2 GiB peak RSS
+# (batch 6; 256 MiB gave batch 13 and 1.4 GiB, see benchmarks/sections/reliability.md) at the same images/s.
+# On a GPU they live in device memory, where larger batches pay off.
+DEFAULT_INFERENCE_MEMORY_MB = 128.0
+DEFAULT_GPU_INFERENCE_MEMORY_MB = 1024.0
 
 
-def _default_budget_mb() -> float:
+def _default_budget_mb(device=None) -> float:
+    on_gpu = device is not None and torch.device(device).type != "cpu"
+    default = DEFAULT_GPU_INFERENCE_MEMORY_MB if on_gpu else DEFAULT_INFERENCE_MEMORY_MB
     try:
-        return float(os.environ.get("TRANSFERKIT_INFERENCE_MEMORY_MB", DEFAULT_INFERENCE_MEMORY_MB))
+        return float(os.environ.get("TRANSFERKIT_INFERENCE_MEMORY_MB", default))
     except ValueError:
-        return DEFAULT_INFERENCE_MEMORY_MB
+        return default
 
 
 @torch.inference_mode()
@@ -76,9 +82,11 @@ def inference_batch_size(model: torch.nn.Module, input_shape, *, max_batch: int 
                          memory_budget_mb: float | None = None, device=None) -> int:
     """The inference batch size for ``model`` on inputs of ``input_shape`` (C, H, W): as large as
     ``max_batch`` while one batch's activations fit ``memory_budget_mb`` (default
-    $TRANSFERKIT_INFERENCE_MEMORY_MB or 256 MiB). A small model at a small size keeps ``max_batch``; an
-    ImageNet model at 224 px or more gets a batch of tens, so peak memory does not depend on the settings."""
-    budget = _default_budget_mb() if memory_budget_mb is None else float(memory_budget_mb)
+    $TRANSFERKIT_INFERENCE_MEMORY_MB, else 128 MiB on a CPU and 1 GiB on a GPU). A small model at a small
+    size keeps ``max_batch``; an ImageNet model at 224 px or more gets a batch of a few to tens, so peak memory
+    does not depend on the settings."""
+    dev = torch.device(device) if device else next(model.parameters()).device
+    budget = _default_budget_mb(dev) if memory_budget_mb is None else float(memory_budget_mb)
     per_image = activation_bytes_per_image(model, input_shape, device)
     return int(max(1, min(int(max_batch), budget * 2**20 // per_image)))
 

@@ -296,8 +296,29 @@ class NeuralStrategy(Strategy):
         return ImageTransform(self.backbone_.data_config, train=train, augment=self.augment if train else "none")
 
     def loader(self, data: ImageDataset, *, train: bool, batch_size: int | None = None):
-        return make_loader(data.with_transform(self.transform(train)), batch_size or self.batch_size,
+        """A loader over ``data``; an inference batch size given here (predict, evaluate: 256) is lowered to
+        what fits the inference memory budget for this backbone and input size (engine.inference_batch_size),
+        so evaluating an ImageNet model at 224 px does not hold 256 images' activations at once."""
+        bs = batch_size or self.batch_size
+        if not train and batch_size is not None:
+            bs = self._inference_batch(bs)
+        return make_loader(data.with_transform(self.transform(train)), bs,
                            shuffle=train, seed=self.seed, num_workers=self.num_workers, drop_last=train)
+
+    def _inference_batch(self, max_batch: int) -> int:
+        from ..engine.features import inference_batch_size
+
+        bb = getattr(self, "backbone_", None)
+        if not isinstance(bb, nn.Module) or not hasattr(bb, "data_config"):
+            return max_batch
+        shape = tuple(bb.data_config["input_size"])
+        cache = self.__dict__.setdefault("_inference_batches", {})
+        if (shape, max_batch) not in cache:
+            try:
+                cache[(shape, max_batch)] = inference_batch_size(bb, shape, max_batch=max_batch)
+            except Exception:  # an unusual backbone the one-image probe cannot run: keep the batch asked for
+                cache[(shape, max_batch)] = max_batch
+        return cache[(shape, max_batch)]
 
     def train_loader(self, train: ImageDataset, **roles):
         """The training loader; strategies with paired or episodic data override this."""

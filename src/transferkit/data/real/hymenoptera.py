@@ -33,8 +33,8 @@ def _locate(root, download: bool):
 
 
 @register_dataset("hymenoptera", description="ants vs bees photos (the PyTorch transfer-learning tutorial), "
-                  "train 245 / val 153, 2 classes", splits=("train", "val", "test"), default_split="train",
-                  source=URL)
+                  "train 244 (+1 placeholder GIF, dropped) / val 153, 2 classes", splits=("train", "val", "test"),
+                  default_split="train", source=URL)
 def load_hymenoptera(split: str = "train", root=None, download: bool = True, on_error: str = "skip",
                      keep_placeholders: bool = False, **kwargs):
     """``split`` is 'train' or 'val' ('test' is an alias of 'val': the tutorial has no third split)."""

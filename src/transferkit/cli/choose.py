@@ -28,7 +28,7 @@ def _split_names(text: Optional[str]) -> list[str]:
 
 @app.command()
 def advise(
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Your labelled images: a folder (ImageFolder layout), a .csv manifest, 'digits' or 'fashion-mnist'. Profiled and measured; optional if you only state constraints."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Your labelled images: a folder (ImageFolder layout), a .csv manifest, or a built-in dataset as NAME[:SPLIT] (see `transferkit datasets`). Profiled and measured; optional if you only state constraints."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="The pre-trained backbone you would start from (spec); measures probe accuracy, LogME, parameters and latency on --data."),
     backbones: Optional[str] = typer.Option(None, help="Comma-separated candidate backbones to rank without training (LogME, N-LEEP, kNN and linear probes on --data)."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Unlabelled images from the deployment domain (folder/CSV); its distance to --data is measured."),
@@ -103,7 +103,7 @@ def _parse_params(pairs: List[str]) -> dict:
 
 @app.command()
 def bench(
-    data: str = typer.Option(..., "--data", "-d", help="Labelled images: a folder (ImageFolder layout), a .csv manifest, 'digits' or 'fashion-mnist'."),
+    data: str = typer.Option(..., "--data", "-d", help="Labelled images: a folder (ImageFolder layout), a .csv manifest, or a built-in dataset as NAME[:SPLIT] (see `transferkit datasets`)."),
     strategies: str = typer.Option(..., "--strategies", "-s", help="Comma-separated strategy names to compare (see `transferkit strategies`)."),
     test: Optional[str] = typer.Option(None, "--test", help="Labelled test images; default: a stratified --test-fraction of --data."),
     test_fraction: float = typer.Option(0.3, help="Fraction of --data held out as the test set when --test is not given."),

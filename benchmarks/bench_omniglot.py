@@ -34,7 +34,9 @@ Lake 2015 20-way 1-shot error: people 4.5 %, BPL 3.3 %, Siamese nets 8.0 %. Targ
     python benchmarks/bench_omniglot.py --threads 1 --markdown          # ~20 min on 1 CPU thread
     python benchmarks/bench_omniglot.py --threads 1 --quick             # a smoke run (~2 min)
 
-Prints one JSON object (``--markdown``: a table instead; ``--save PATH`` also writes the JSON).
+Prints one JSON object (``--markdown``: a table instead; ``--save PATH`` also writes the JSON; ``--report PATH``
+prints the table of a saved JSON). Lite0 features are cached on disk (``engine.extract_features``): a rerun
+skips their extraction.
 """
 from __future__ import annotations
 
@@ -100,7 +102,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 epoch / 20 steps / 50 episodes")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--save", default=None)
+    ap.add_argument("--report", default=None, help="print the table of a JSON written by --save; runs nothing")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            print(markdown(json.load(f)))
+        return
     if args.quick:
         args.episodes, args.maml_episodes, args.pretrain_epochs, args.proto_epochs, args.maml_steps = 50, 20, 1, 1, 10
         args.lite_probe_20w5s_episodes = 10
@@ -191,7 +198,8 @@ def markdown(out: dict) -> str:
         label = LABELS.get(key, key).format(way=out.get("proto_way", 20), lite=out.get("lite_size", 84))
         cells = [f"{r[c]['accuracy']:.1f} ± {r[c]['ci95']:.1f}" + (f" ({r[c]['episodes']} ep.)"
                  if r[c]["episodes"] != out["episodes"] else "") if c in r else "n/a" for c in cols]
-        train = (f"{r['fit_s']:.0f} s" if "fit_s" in r else f"pre-training {r['pretrain_s']:.0f} s")
+        train = ("none (ImageNet weights)" if key.startswith("lite0") else
+                 f"{r['fit_s']:.0f} s" if "fit_s" in r else f"pre-training {r['pretrain_s']:.0f} s")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {train} |")
     for name, a in out["anchors"].items():
         lines.append(f"| *{name}* | " + " | ".join(f"*{a[c]:.1f}*" if c in a else "" for c in cols) + " | |")

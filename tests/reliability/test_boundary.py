@@ -532,7 +532,6 @@ def test_predict_and_evaluate_use_the_bounded_batch(digits, monkeypatch):
     m = create_strategy("finetune", backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=64,
                         input_size=16, progress=False).fit(digits.subset(np.arange(100)))
     assert m.loader(digits, train=False, batch_size=256).batch_size == 256  # a tiny CNN keeps 256
-    m.__dict__.pop("_inference_batches", None)
     monkeypatch.setenv("TRANSFERKIT_INFERENCE_MEMORY_MB", "0.01")  # a budget that fits one image's activations
     assert m.loader(digits, train=False, batch_size=256).batch_size == 1
     assert m.loader(digits, train=True).batch_size == 64  # training batches are the user's

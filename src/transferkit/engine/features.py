@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +46,26 @@ def _default_budget_mb(device=None) -> float:
         return default
 
 
-@torch.inference_mode()
+_ACTIVATION_BYTES: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
 def activation_bytes_per_image(model: torch.nn.Module, input_shape, device=None) -> int:
+    """:func:`_probe_activation_bytes`, measured once per model, input shape and device (activation sizes
+    do not depend on the weights, so extraction and every predict/evaluate call share one probe)."""
+    device = torch.device(device) if device else next(model.parameters()).device
+    seen = _ACTIVATION_BYTES.setdefault(model, {})
+    key = (tuple(input_shape), str(device))
+    if key not in seen:
+        seen[key] = _probe_activation_bytes(model, input_shape, device)
+    return seen[key]
+
+
+@torch.inference_mode()
+def _probe_activation_bytes(model: torch.nn.Module, input_shape, device) -> int:
     """Peak activation memory of one image through ``model`` under inference, estimated from one forward
     pass of a single image: the largest input + output of any leaf module (what must be alive together),
     times 2 for the tensors kept across a block (residual branches, concatenations) and kernel workspaces
     (calibrated on EfficientNet-Lite0 and small CNNs on CPU: the measured peak is 1.5-2x the largest input + output)."""
-    device = torch.device(device) if device else next(model.parameters()).device
     peak = [0]
 
     def nbytes(x):

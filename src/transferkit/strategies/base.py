@@ -311,14 +311,10 @@ class NeuralStrategy(Strategy):
         bb = getattr(self, "backbone_", None)
         if not isinstance(bb, nn.Module) or not hasattr(bb, "data_config"):
             return max_batch
-        shape = tuple(bb.data_config["input_size"])
-        cache = self.__dict__.setdefault("_inference_batches", {})
-        if (shape, max_batch) not in cache:
-            try:
-                cache[(shape, max_batch)] = inference_batch_size(bb, shape, max_batch=max_batch)
-            except Exception:  # an unusual backbone the one-image probe cannot run: keep the batch asked for
-                cache[(shape, max_batch)] = max_batch
-        return cache[(shape, max_batch)]
+        try:  # the probe runs once per backbone and shape (engine.features memoises it)
+            return inference_batch_size(bb, tuple(bb.data_config["input_size"]), max_batch=max_batch)
+        except Exception:  # an unusual backbone the one-image probe cannot run: keep the batch asked for
+            return max_batch
 
     def train_loader(self, train: ImageDataset, **roles):
         """The training loader; strategies with paired or episodic data override this."""

@@ -110,7 +110,7 @@ def report(path: Path) -> str:
     cell = {}
     for r in rows:
         cell.setdefault((r["method"], r["k"]), []).append(r)
-    lines = ["| method | " + " | ".join(f"{k} / class" if k != "all" else "all (244)" for k in KS) + " | fit time, all |",
+    lines = ["| method | " + " | ".join(f"{k} / class" if k != "all" else "all (244)" for k in KS) + " | fit + evaluate, all |",
              "|---|" + "---:|" * (len(KS) + 1)]
     for m in METHODS:
         cells = []

@@ -8,10 +8,10 @@ from . import real  # noqa: F401  (registers the real datasets)
 from .registry import DatasetInfo, data_roots, list_datasets, register_dataset
 from .splits import class_split, k_per_class, restrict_classes, stratified_split
 from .pairs import paired_domains
-from .transforms import ImageTransform
+from .transforms import AUGMENT_CHOICES, ImageTransform, resolve_augment
 
 __all__ = [
-    "ImageDataset", "ImageTransform", "Episode", "EpisodeSampler", "collate", "check_image_files", "open_image",
+    "ImageDataset", "ImageTransform", "resolve_augment", "AUGMENT_CHOICES", "Episode", "EpisodeSampler", "collate", "check_image_files", "open_image",
     "from_arrays", "from_csv", "from_folder", "load_dataset", "load_digits", "load_fashion_mnist",
     "paired_domains", "class_split", "k_per_class", "restrict_classes", "stratified_split", "BUILTIN_DATASETS", "FASHION_CLASSES",
     "IMAGE_EXTENSIONS", "DatasetInfo", "data_roots", "list_datasets", "register_dataset",

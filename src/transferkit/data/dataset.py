@@ -112,6 +112,33 @@ class ImageDataset(torch.utils.data.Dataset):
         """Where image ``index`` comes from (its path, or its array position)."""
         return self.images[index] if not self.is_array else f"{self.name or 'array'}[{index}]"
 
+    def is_colour(self, samples: int = 8) -> bool:
+        """True when the images are colour photographs: 3-4 channels whose colour planes differ, judged on up
+        to ``samples`` evenly spaced images (file headers and a 32x32 thumbnail only). Grey scans, digits and
+        characters stored as RGB count as grey."""
+        n = len(self)
+        if n == 0:
+            return False
+        picks = np.unique(np.linspace(0, n - 1, min(samples, n)).astype(int))
+        for i in picks:
+            if self.is_array:
+                arr = self.images[i]
+                if arr.ndim != 3 or arr.shape[-1] < 3:
+                    return False
+                rgb = arr[..., :3].astype(np.int16)
+            else:
+                try:
+                    with Image.open(self.images[i]) as im:
+                        if im.mode in ("1", "L", "LA", "I", "I;16", "F"):
+                            return False
+                        im.draft("RGB", (32, 32))
+                        rgb = np.asarray(im.convert("RGB").resize((32, 32)), dtype=np.int16)
+                except Exception:  # an unreadable file is reported by the loader, not here
+                    continue
+            if np.abs(rgb - rgb.mean(-1, keepdims=True)).max() <= 8:
+                return False
+        return True
+
     def load_image(self, index: int, channels: int = 3) -> Image.Image:
         if self.is_array:
             arr = self.images[index]

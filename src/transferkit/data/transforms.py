@@ -13,6 +13,20 @@ from torchvision.transforms import v2
 from ..errors import check_choice
 
 AUGMENTS = ("none", "light", "flip", "strong")
+#: What a strategy's ``augment`` parameter accepts: an AUGMENTS value, or 'auto' (see resolve_augment).
+AUGMENT_CHOICES = ("auto",) + AUGMENTS
+
+
+def resolve_augment(augment: str, data) -> str:
+    """The augmentation a training run uses: ``augment`` itself, or for 'auto' random-resized crop + horizontal
+    flip ('flip') on colour photographs and 'none' otherwise (grey digits, characters and clothes must not be
+    mirrored, and a tiny grey set gains nothing from crops). Every fine-tuning recipe for photos in the field
+    augments (the PyTorch transfer-learning tutorial, torchvision's and timm's references); a few hundred photos
+    without it are memorised in a few epochs."""
+    check_choice("ImageTransform", "augment", augment, AUGMENT_CHOICES)
+    if augment != "auto":
+        return augment
+    return "flip" if data is not None and data.is_colour() else "none"
 
 
 class ImageTransform:

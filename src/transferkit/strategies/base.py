@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from ..backbones import Backbone, create_backbone
-from ..data import ImageDataset, ImageTransform
+from ..data import ImageDataset, ImageTransform, resolve_augment
 from ..engine import EarlyStopping, Trainer, build_optimizer, classification_metrics, make_loader, make_result
 from ..errors import DataError, TransferkitError, check_range
 from ..utils import atomic_path, count_parameters, read_json, seed_everything, write_json
@@ -234,7 +234,8 @@ class NeuralStrategy(Strategy):
         epochs, batch_size, lr, weight_decay, optimizer ('adamw', 'adam', 'sgd'): the optimisation.
         scheduler ('cosine', 'onecycle', 'linear', 'constant'), warmup_epochs, grad_clip.
         label_smoothing: cross-entropy label smoothing (Szegedy et al. 2016).
-        augment: 'none', 'light', 'flip', 'strong' (see ImageTransform).
+        augment: 'auto' (default: 'flip' on colour photographs, 'none' on grey images; see
+            data.resolve_augment), 'none', 'light', 'flip', 'strong' (see ImageTransform).
         input_size: override the backbone's input size (int or (H, W)).
         val_fraction: hold out this stratified fraction of ``train`` for validation when no ``val`` is given.
         early_stopping: patience in epochs on validation accuracy (needs validation data), or None.
@@ -249,7 +250,7 @@ class NeuralStrategy(Strategy):
     def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, epochs: int = 10,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4, optimizer: str = "adamw",
                  scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None,
-                 label_smoothing: float = 0.0, augment: str = "none", input_size=None, val_fraction: float = 0.0,
+                 label_smoothing: float = 0.0, augment: str = "auto", input_size=None, val_fraction: float = 0.0,
                  early_stopping: int | None = None, precision: str = "auto", accelerator: str = "auto",
                  devices: int = 1, checkpoint_dir=None, resume: bool = False, num_workers: int = 0,
                  seed: int = 0, progress: bool = True, channels_last: bool = False,
@@ -293,7 +294,8 @@ class NeuralStrategy(Strategy):
         return build_optimizer(self.optimizer, self.param_groups(), lr=self.lr, weight_decay=self.weight_decay)
 
     def transform(self, train: bool) -> ImageTransform:
-        return ImageTransform(self.backbone_.data_config, train=train, augment=self.augment if train else "none")
+        augment = getattr(self, "augment_", None) or ("none" if self.augment == "auto" else self.augment)
+        return ImageTransform(self.backbone_.data_config, train=train, augment=augment if train else "none")
 
     def loader(self, data: ImageDataset, *, train: bool, batch_size: int | None = None):
         """A loader over ``data``; an inference batch size given here (predict, evaluate: 256) is lowered to
@@ -377,6 +379,7 @@ class NeuralStrategy(Strategy):
         self._validate_params()
         train = self._check_train(train)
         train, val = self._split_val(train, val)
+        self.augment_ = resolve_augment(self.augment, train)
         seed_everything(self.seed)
         self.classes_ = list(train.classes)
         self.backbone_ = self.make_backbone()

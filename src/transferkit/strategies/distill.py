@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import ImageDataset, ImageTransform
+from ..data import ImageDataset, ImageTransform, resolve_augment
 from ..engine import make_loader
 from ..errors import DataError, TransferkitError, check_range
 from ..utils import count_parameters, seed_everything
@@ -172,6 +172,7 @@ class Distill(NeuralStrategy):
                             f"{list(train.classes)} (only in the teacher: {sorted(a - b)}, only in the data: "
                             f"{sorted(b - a)}); distillation needs the same classes in the same order.")
         train, val = self._split_val(train, val)
+        self.augment_ = resolve_augment(self.augment, train)
         seed_everything(self.seed)
         self.classes_ = list(train.classes)
         self.backbone_ = self.make_backbone()
@@ -184,7 +185,7 @@ class Distill(NeuralStrategy):
             k = self.teacher_.logits(torch.zeros(1, *self.backbone_.data_config["input_size"])).shape[1]
         if k != len(self.classes_):
             raise DataError(f"The teacher outputs {k} logits but the training data has {len(self.classes_)} classes.")
-        self.cached_teacher_ = bool(self.cache_teacher and self.augment == "none" and self.feature_weight == 0)
+        self.cached_teacher_ = bool(self.cache_teacher and self.augment_ == "none" and self.feature_weight == 0)
         t0 = time.perf_counter()
         loader = self._cached_loader(train) if self.cached_teacher_ else self.loader(train, train=True)
         self.teacher_cache_s_ = time.perf_counter() - t0

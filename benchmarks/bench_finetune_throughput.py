@@ -95,6 +95,19 @@ def run_bare(args, data) -> float:
     return len(loader) * args.batch_size * len(times) / sum(times), len(loader) * args.batch_size * args.epochs / cpu
 
 
+def process_usage() -> dict:
+    """The allocator this process runs on, its user and system CPU seconds and its peak RSS (whole process)."""
+    import resource
+
+    from transferkit.engine.allocator import allocator_name
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = ru.ru_utime + ru.ru_stime
+    return {"allocator": allocator_name(), "user_s": round(ru.ru_utime, 1), "system_s": round(ru.ru_stime, 1),
+            "system_share": round(ru.ru_stime / cpu, 3) if cpu else None,
+            "minor_faults": ru.ru_minflt, "peak_rss_gib": round(ru.ru_maxrss / 2**20, 2)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -134,6 +147,7 @@ def main():
         "bare_images_per_cpu_s": statistics.median(bare_cpu), "transferkit_images_per_cpu_s": statistics.median(tk_cpu),
         "cpu_ratio": statistics.median(tk_cpu) / statistics.median(bare_cpu),
     }
+    out.update(process_usage())
     print(json.dumps(out, indent=2))
 
 

@@ -22,6 +22,12 @@ with the batch size that ``inference_batch_size`` chose, and one row with the me
 the epoch (VmHWM reset at the epoch start), the RSS at its end, the RSS after ``malloc_trim(0)`` (what the
 allocator was holding but not using) and the number of live tensors (``gc``), to tell a leak (live
 tensors and trimmed RSS growing) from allocator caching (trimmed RSS flat).
+
+Training memory (issue 23): the peak RSS of Lite0 fine-tuning against the batch asked for and the input size, with
+the training memory budget (engine.memory: the physical batch from the budget, the rest by gradient accumulation)
+and without it (TRANSFERKIT_TRAIN_MEMORY_MB=inf), each row a fresh process training 2 steps on the photos:
+
+    python benchmarks/bench_memory.py --train-memory --threads 2
 """
 from __future__ import annotations
 
@@ -190,8 +196,45 @@ def lite0_finetune_child(epochs: int, batch_size: int, threads: int) -> dict:
             "fit_seconds": round(fit_s, 1), "threads": threads}
 
 
-def _child_json(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+def train_memory_child(batch_size: int, input_size: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    from transferkit.engine import allocator_name
+    from transferkit.strategies import create_strategy
+
+    train = _photos(2 * batch_size)  # two optimisation steps
+    m = create_strategy("finetune", backbone=LITE0, epochs=1, batch_size=batch_size, input_size=input_size,
+                        progress=False, loggers=())
+    t0 = time.perf_counter()
+    m.fit(train)
+    seconds = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"batch_size": batch_size, "input_size": input_size, "micro_batch_size": m.micro_batch_size_,
+            "budget_mb": os.environ.get("TRANSFERKIT_TRAIN_MEMORY_MB", "default"), "allocator": allocator_name(),
+            "peak_rss_mib": _mib(ru.ru_maxrss), "fit_seconds": round(seconds, 1),
+            "images_per_s": round(2 * batch_size / seconds, 1), "user_s": round(ru.ru_utime, 1),
+            "system_s": round(ru.ru_stime, 1), "threads": threads}
+
+
+def train_memory_main(args) -> None:
+    from transferkit.utils import environment
+
+    rows = []
+    cases = [(b, 224, None) for b in (16, 32, 64)] + [(64, s, None) for s in (160, 320)] + \
+            [(b, 224, "inf") for b in (16, 32, 64)]
+    for batch, size, budget in cases:
+        env = {**os.environ, **({"TRANSFERKIT_TRAIN_MEMORY_MB": budget} if budget else {})}
+        row = _child_json(["--train-memory-child", str(batch), "--input-size", str(size), "--threads",
+                           str(args.threads)], env=env)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    print(json.dumps({"benchmark": "lite0-training-peak-rss", "backbone": LITE0, "rows": rows,
+                      "environment": environment()}, indent=2))
+
+
+def _child_json(args: list[str], env=None) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -247,7 +290,15 @@ def main() -> None:
     ap.add_argument("--lite0-finetune", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--input-size", type=int, default=224, help=argparse.SUPPRESS)
     ap.add_argument("--budget", type=float, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--train-memory", action="store_true", help="Lite0 fine-tuning peak RSS vs batch and input size")
+    ap.add_argument("--train-memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.train_memory_child is not None:
+        print(json.dumps(train_memory_child(args.train_memory_child, args.input_size, args.threads)))
+        return
+    if args.train_memory:
+        train_memory_main(args)
+        return
     if args.lite0_extract is not None:
         print(json.dumps(lite0_extract_child(args.lite0_extract, args.input_size, args.budget, args.threads, args.cache)))
         return

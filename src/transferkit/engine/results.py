@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from ..utils import environment, read_json, write_json
+from .allocator import allocator_name
 
 RESULT_FILE = "result.json"
 
@@ -15,7 +16,7 @@ def make_result(*, strategy: str, family: str, params: dict, metrics: dict, hist
         "kind": "transferkit.result", "version": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "strategy": strategy, "family": family, "params": params, "metrics": metrics,
         "history": history or [], "timings": timings or {}, "data": data or {}, "extra": extra or {},
-        "environment": environment(),
+        "environment": {**environment(), "allocator": allocator_name()},
     }
 
 

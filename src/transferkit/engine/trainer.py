@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from ..errors import DivergenceError, TransferkitError, check_choice
 from ..utils import atomic_path, seed_everything, write_json
 from .loaders import PairedLoader, batch_to
+from .memory import batch_length, split_batch
 from .schedules import make_scheduler
 
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true")
@@ -118,13 +119,16 @@ class Trainer:
         resume: continue from ``checkpoint_dir/last.ckpt`` when it exists.
         nan_policy: 'skip' a non-finite step (stop after ``max_bad_steps`` in a row) or 'stop' at once.
         loggers: any of 'csv', 'tensorboard' (written under ``checkpoint_dir/logs``).
+        micro_batch_size: split each loaded batch into micro-batches of at most this many images and accumulate
+            their gradients (each loss weighted by its share of the batch) before one optimizer step: the
+            memory of a micro-batch, the gradient of the whole batch (see engine.memory). None: no split.
     """
 
     def __init__(self, *, max_epochs: int = 10, accelerator: str = "auto", devices: int = 1, precision: str = "auto",
                  scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None,
                  callbacks=(), checkpoint_dir=None, resume: bool = False, seed: int = 0, progress: bool = True,
                  loggers=("csv",), nan_policy: str = "skip", max_bad_steps: int = 3, max_steps_per_epoch: int | None = None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, micro_batch_size: int | None = None):
         check_choice("Trainer", "nan_policy", nan_policy, ("skip", "stop"))
         self.max_epochs, self.accelerator, self.devices, self.precision = max_epochs, accelerator, devices, precision
         self.scheduler_name, self.warmup_epochs, self.grad_clip = scheduler, warmup_epochs, grad_clip
@@ -132,7 +136,7 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.resume, self.seed, self.progress = resume, seed, progress
         self.logger_names, self.nan_policy, self.max_bad_steps = tuple(loggers or ()), nan_policy, max_bad_steps
-        self.max_steps_per_epoch = max_steps_per_epoch
+        self.max_steps_per_epoch, self.micro_batch_size = max_steps_per_epoch, micro_batch_size
         self.channels_last = channels_last  # NHWC weights and 4-D input batches (faster convs with AMP on GPU)
         self.history: list[dict] = []
         self.epoch = 0
@@ -226,7 +230,7 @@ class Trainer:
                         epoch_logs.update(task.validate(val_loader))
                 self._call(hooks, "on_epoch_end", self, epoch, epoch_logs)
                 if fabric.device.type == "cpu":
-                    release_free_memory()  # the epoch's freed activations back to the OS (no leak: see the function)
+                    release_free_memory()  # back to the OS unless glibc keeps them for the next epoch (see there)
                 self.history.append(epoch_logs)
                 fabric.log_dict({k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}, step=epoch)
                 self.print(_format_logs(epoch_logs))
@@ -243,10 +247,23 @@ class Trainer:
         batch = batch_to(batch, fabric.device)
         if self.channels_last:
             batch = _to_channels_last(batch)
-        out = self._wrapped(batch)
+        parts = split_batch(batch, self.micro_batch_size) if self.micro_batch_size else [batch]
+        total = batch_length(batch) if len(parts) > 1 else None
+        out: dict = {}
+        for j, part in enumerate(parts):
+            share = batch_length(part) / total if total else 1.0
+            with fabric.no_backward_sync(self._wrapped, enabled=j < len(parts) - 1):  # DDP syncs the last only
+                part_out = self._wrapped(part)
+                loss = part_out["loss"]
+                if loss.requires_grad:
+                    fabric.backward(loss * share if share != 1.0 else loss)
+            for k, v in part_out.items():  # the batch's logs: the micro-batches' values weighted by their share
+                if isinstance(v, torch.Tensor) and v.numel() == 1:
+                    v = v.detach() * share
+                    out[k] = out[k] + v if k in out else v
+                elif k not in out:
+                    out[k] = v
         loss = out["loss"]
-        if loss.requires_grad:
-            fabric.backward(loss)
         norm = None
         if self.grad_clip:
             norm = fabric.clip_gradients(self._wrapped, self.optimizer, max_norm=self.grad_clip, error_if_nonfinite=False)
@@ -424,21 +441,18 @@ def run_config(task, loader) -> dict:
 
 
 def release_free_memory() -> None:
-    """Return the C heap's free pages to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim``), unless the allocator keeps them.
 
-    Fine-tuning on a CPU frees each step's activations, but glibc keeps the freed pages, so the resident
-    memory seen between epochs creeps up to the in-epoch peak and wanders (EfficientNet-Lite0, batch 32:
-    2.2-2.6 GiB at epoch ends); the live tensors and the trimmed RSS stay flat epoch after epoch (1.1 GiB),
-    so this is allocator caching, not a leak (benchmarks/sections/reliability.md)."""
-    import ctypes
-    import sys
+    With glibc's defaults the resident memory seen between epochs creeps up to the in-epoch peak and wanders
+    (EfficientNet-Lite0, batch 32: 2.2-2.6 GiB at epoch ends) while the live tensors stay flat (1.1 GiB):
+    allocator caching, not a leak (benchmarks/sections/reliability.md), and trimming made it visible as such.
+    Once glibc keeps freed memory for the next step (``allocator.keep_freed_memory``, the default), a trim
+    would only hand back pages that the next epoch faults in again, so it is skipped."""
+    from .allocator import _STATE, _glibc
 
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    libc = _glibc()
+    if libc is not None and not _STATE["configured"]:
+        libc.malloc_trim(0)
 
 
 def _short(v, n: int = 80) -> str:

@@ -42,6 +42,9 @@ class Strategy(BaseEstimator):
     name: str = ""
     family: str = ""
     data_roles: tuple[str, ...] = ("train",)
+    # True when a training batch is independent images under a loss that is their mean, so that it may be split
+    # into micro-batches whose gradients add up to the batch's (engine.memory); not for episodes or paired data.
+    splittable_batches: bool = False
 
     @classmethod
     def _get_param_names(cls):
@@ -100,6 +103,7 @@ class Strategy(BaseEstimator):
         """A result record for this fitted strategy (see engine.results)."""
         timings = {"fit_s": getattr(self, "fit_time_", None)}
         extra = {"n_params": getattr(self, "n_params_", None), "n_trainable_params": getattr(self, "n_trainable_params_", None),
+                 "micro_batch_size": getattr(self, "micro_batch_size_", None),
                  "classes": list(getattr(self, "classes_", [])), **(extra or {})}
         return make_result(strategy=self.name, family=self.family, params=self.json_params(), metrics=metrics,
                            history=getattr(self, "history_", []), timings=timings, data=data, extra=extra)
@@ -318,6 +322,26 @@ class NeuralStrategy(Strategy):
         except Exception:  # an unusual backbone the one-image probe cannot run: keep the batch asked for
             return max_batch
 
+    def _micro_batch(self) -> int | None:
+        """The physical training batch when ``batch_size`` images' activations would exceed the training memory
+        budget (engine.memory: 1 GiB on a CPU), else None; only for strategies whose batches are independent
+        images under a mean loss (``splittable_batches``), where accumulation gives the same gradient."""
+        if not self.splittable_batches:
+            return None
+        from ..engine.memory import default_train_budget_mb, training_batch_size
+        from ..engine.trainer import _runs_on_cpu
+
+        bb = self.backbone_
+        if not hasattr(bb, "data_config"):
+            return None
+        budget = default_train_budget_mb("cpu" if _runs_on_cpu(self.accelerator) else "cuda")
+        try:  # the probe runs on the CPU before Fabric moves the model; activation sizes do not depend on the device
+            size = training_batch_size(self.model_, tuple(bb.data_config["input_size"]), max_batch=self.batch_size,
+                                       memory_budget_mb=budget, device="cpu")
+        except Exception:  # an unusual model the two-image probe cannot run: train on the batch asked for
+            return None
+        return size if size < self.batch_size else None
+
     def train_loader(self, train: ImageDataset, **roles):
         """The training loader; strategies with paired or episodic data override this."""
         return self.loader(train, train=True)
@@ -330,7 +354,8 @@ class NeuralStrategy(Strategy):
                        precision=self.precision, scheduler=self.scheduler, warmup_epochs=self.warmup_epochs,
                        grad_clip=self.grad_clip, callbacks=cbs, checkpoint_dir=self.checkpoint_dir,
                        resume=self.resume, seed=self.seed, progress=self.progress,
-                       channels_last=self.channels_last, loggers=self.loggers)
+                       channels_last=self.channels_last, loggers=self.loggers,
+                       micro_batch_size=getattr(self, "micro_batch_size_", None))
 
     def loss(self, logits, y):
         return nn.functional.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
@@ -384,6 +409,7 @@ class NeuralStrategy(Strategy):
         self.classes_ = list(train.classes)
         self.backbone_ = self.make_backbone()
         self.model_ = self.build_model(self.backbone_, len(self.classes_))
+        self.micro_batch_size_ = self._micro_batch()  # before setup freezes anything: the probe needs every gradient
         self.setup(train, **roles)
         t0 = time.perf_counter()
         trainer = self.make_trainer(self.callbacks())

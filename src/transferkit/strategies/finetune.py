@@ -90,6 +90,7 @@ class FineTune(NeuralStrategy):
     """
 
     name = "finetune"
+    splittable_batches = True
     family = "reuse-weights"
 
     def __init__(self, *, lr_decay: float = 1.0, group_lr_mults=None, head_lr_mult: float = 1.0, lp_epochs: int = 0,

@@ -60,6 +60,7 @@ class LoRA(NeuralStrategy):
     """
 
     name = "lora"
+    splittable_batches = True
     family = "reuse-weights"
 
     def __init__(self, *, r: int = 8, lora_alpha: float = 16, lora_dropout: float = 0.1, target_modules="auto",

@@ -2,6 +2,9 @@
 PyTorch loop on the same model, batch, data loader, optimizer, schedule and precision. Prints JSON.
 
 CPU (here):   python benchmarks/bench_finetune_throughput.py --backbone builtin:small-cnn --size 32
+Lite0, CPU:   TRANSFERKIT_TRAIN_MEMORY_MB=inf python benchmarks/bench_finetune_throughput.py \
+                  --backbone timm:tf_efficientnet_lite0 --size 224 --batch-size 32 --steps 5 --epochs 2 --repeats 1
+              (run it under each allocator: TRANSFERKIT_MALLOC=default, the default, LD_PRELOAD=libtcmalloc_minimal.so.4)
 GPU (lent):   python benchmarks/bench_finetune_throughput.py --device cuda --backbone timm:resnet50 --size 224 \
                   --channels-last --precision bf16-mixed --synthetic --batch-size 128 --steps 40
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -34,13 +38,16 @@ def synthetic(n: int, size: int, classes: int, seed: int = 0):
 def run_transferkit(args, data) -> float:
     from transferkit.strategies.finetune import FineTune
 
+    # augment='none': the bare loop applies none either. The physical batch is what the training memory budget
+    # gives ($TRANSFERKIT_TRAIN_MEMORY_MB; 'inf' trains the whole batch at once, like the bare loop)
     m = FineTune(backbone=args.backbone, pretrained=False, epochs=args.epochs, batch_size=args.batch_size, lr=1e-3,
                  precision=args.precision, accelerator="cuda" if args.device == "cuda" else "cpu",
-                 channels_last=args.channels_last, progress=False, input_size=args.size)
+                 channels_last=args.channels_last, progress=False, input_size=args.size, augment="none")
     c0 = time.process_time()
     m.fit(data)
     cpu = time.process_time() - c0
     times = [h["time_s"] for h in m.history_[1:]]
+    run_transferkit.micro_batch_size = m.micro_batch_size_
     steps = len(data) // args.batch_size
     return steps * args.batch_size * len(times) / sum(times), steps * args.batch_size * args.epochs / cpu
 
@@ -137,7 +144,8 @@ def main():
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(), "backbone": args.backbone, "size": args.size,
         "batch_size": args.batch_size, "steps_per_epoch": args.steps, "precision": args.precision,
-        "channels_last": args.channels_last,
+        "channels_last": args.channels_last, "transferkit_micro_batch_size": run_transferkit.micro_batch_size,
+        "train_memory_mb": os.environ.get("TRANSFERKIT_TRAIN_MEMORY_MB", "default"),
         "bare_images_per_s": statistics.median(bare), "transferkit_images_per_s": statistics.median(tk),
         "bare_runs": bare, "transferkit_runs": tk,
         "ratio": statistics.median(tk) / statistics.median(bare),

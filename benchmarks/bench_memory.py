@@ -203,7 +203,12 @@ def train_memory_child(batch_size: int, input_size: int, threads: int) -> dict:
     from transferkit.engine import allocator_name
     from transferkit.strategies import create_strategy
 
-    train = _photos(2 * batch_size)  # two optimisation steps
+    import numpy as np
+
+    from transferkit.data import load_dataset
+
+    photos = load_dataset("hymenoptera:train")  # two optimisation steps on photos of both classes
+    train = photos.subset(np.resize(np.random.default_rng(0).permutation(len(photos)), 2 * batch_size))
     m = create_strategy("finetune", backbone=LITE0, epochs=1, batch_size=batch_size, input_size=input_size,
                         progress=False, loggers=())
     t0 = time.perf_counter()

@@ -19,6 +19,8 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from transferkit.strategies.finetune import PLAIN_RECIPE  # noqa: E402 (after the thread setting)
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,7 +58,7 @@ def main():
     score_s = time.perf_counter() - t0
     for r in rows:
         r["name"] = label.get(r["backbone"], r["backbone"])
-        for strat, kw in (("features", {}), ("finetune", dict(epochs=args.finetune_epochs, lr=3e-3, batch_size=32))):
+        for strat, kw in (("features", {}), ("finetune", dict(epochs=args.finetune_epochs, lr=3e-3, batch_size=32, **PLAIN_RECIPE))):
             t1 = time.perf_counter()
             m = create_strategy(strat, backbone=r["backbone"], pretrained=False, progress=False, seed=args.seed, **kw).fit(train)
             r[f"{strat}_accuracy"] = m.evaluate(test)["accuracy"]

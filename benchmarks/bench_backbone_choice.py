@@ -25,6 +25,8 @@ import statistics
 import tempfile
 import time
 
+from transferkit.strategies.finetune import PLAIN_RECIPE
+
 BACKBONES = ("timm:tf_efficientnet_lite0", "timm:tf_efficientnet_lite1", "timm:tf_efficientnet_lite2",
              "builtin:tiny-resnet")
 
@@ -75,6 +77,7 @@ def measure(spec: str, train, val, work: str, seeds) -> dict:
     for seed in seeds:
         t = time.perf_counter()
         ft = create_strategy("finetune", backbone=spec, lr=1e-3, lr_decay=0.7, epochs=3, batch_size=16, augment="flip",
+                             **PLAIN_RECIPE,
                              seed=seed, progress=False, loggers=(), **size).fit(train)
         times.append(time.perf_counter() - t)
         accs.append(ft.evaluate(val)["accuracy"])

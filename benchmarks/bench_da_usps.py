@@ -31,6 +31,8 @@ import time
 
 import numpy as np
 
+from transferkit.strategies.finetune import PLAIN_RECIPE
+
 METHODS = ["source-only", "dann", "mmd", "coral", "cdan"]
 LABELS = {"source-only": "source-only", "dann": "DANN", "mmd": "MMD (DAN)", "coral": "Deep CORAL", "cdan": "CDAN+E"}
 SELECTORS = {"im": ("target_im", "max"), "snd": ("target_snd", "max"), "entropy": ("target_entropy", "min"),
@@ -91,7 +93,7 @@ def run_direction(src, tgt_labelled, test, common: dict, seeds: list[int]) -> di
             print(json.dumps({"method": m, "seed": seed, "fit_s": rec["fit_s"],
                               **{k: round(v["acc"], 4) for k, v in rec["selected"].items()}}), flush=True)
         t0 = time.perf_counter()
-        o = create_strategy("finetune", seed=seed, **common).fit(tgt_labelled)
+        o = create_strategy("finetune", seed=seed, **PLAIN_RECIPE, **common).fit(tgt_labelled)
         acc = float(o.evaluate(test)["accuracy"])
         runs["oracle (target-trained)"].append({"seed": seed, "acc": acc, "fit_s": round(time.perf_counter() - t0, 1)})
         print(json.dumps({"method": "oracle (target-trained)", "seed": seed, "acc": round(acc, 4)}), flush=True)

@@ -27,7 +27,7 @@ import torch
 from transferkit.data import k_per_class, load_fashion_mnist
 from transferkit.export import quantization_report
 from transferkit.strategies.distill import Distill, distillation_report
-from transferkit.strategies.finetune import FineTune
+from transferkit.strategies.finetune import PLAIN_RECIPE, FineTune
 
 TARGET = {"param_ratio": 5.0, "accuracy_retained": 0.97, "speedup_b1": 3.0, "speedup_b64": 3.0}
 
@@ -60,7 +60,7 @@ def main():
     common = dict(pretrained=False, input_size=28, batch_size=a.batch_size, seed=a.seed, progress=False)
     student = dict(backbone=a.student, lr=a.student_lr, epochs=a.student_epochs, **common)
     t0 = time.perf_counter()
-    teacher = FineTune(backbone=a.teacher, lr=a.teacher_lr, epochs=a.teacher_epochs, **common).fit(train)
+    teacher = FineTune(backbone=a.teacher, lr=a.teacher_lr, epochs=a.teacher_epochs, **PLAIN_RECIPE, **common).fit(train)
     scratch = FineTune(**student).fit(train)
     distilled = Distill(teacher=teacher, temperature=a.temperature, alpha=a.alpha, **student).fit(train)
     torch.set_num_threads(a.threads)

@@ -23,6 +23,7 @@ import numpy as np
 from transferkit.data import k_per_class, load_fashion_mnist, stratified_split
 from transferkit.data.shifts import make_shift
 from transferkit.strategies import create_strategy
+from transferkit.strategies.finetune import PLAIN_RECIPE
 from transferkit.utils import environment
 
 METHODS = ["source-only", "dann", "mmd", "coral", "cdan"]
@@ -81,7 +82,7 @@ def accuracies(src, tgt_train, tgt_test, args, shift):
                         "fit_s": round(time.perf_counter() - t, 1), **{k: round(v, 3) for k, v in s.shift_.items()}}
         print(json.dumps({"shift": shift, method: rows[method]}), flush=True)
     t = time.perf_counter()
-    oracle = create_strategy("finetune", **common).fit(tgt_train)
+    oracle = create_strategy("finetune", **PLAIN_RECIPE, **common).fit(tgt_train)
     rows["oracle (labelled target)"] = {"target_acc_last_epoch": round(oracle.evaluate(tgt_test)["accuracy"], 4),
                                         "fit_s": round(time.perf_counter() - t, 1)}
     return rows

@@ -17,6 +17,8 @@ Methods:
   progressive                     ULMFiT gradual unfreezing: head first, one more group per epoch (decay 0.7)
   lora                            LoRA r=8 on the backbone (PEFT) + a trained head
   scratch                         ``finetune``'s recipe from a random initialisation
+  finetune-default                ``create_strategy("finetune")`` with every default (issue 23's recipe: its own
+                                  epochs, batch, rates and augmentation, whatever the training-set size)
 
 Rows are appended to ``--out`` (JSON lines) as they finish, so an interrupted run resumes where it stopped;
 ``--report`` prints the mean +- sd table of a finished file without training anything.
@@ -35,7 +37,7 @@ import time
 from pathlib import Path
 
 BACKBONE = "timm:tf_efficientnet_lite0"
-METHODS = ("features-logreg", "features-svm", "finetune", "lp-ft", "progressive", "lora", "scratch")
+METHODS = ("features-logreg", "features-svm", "finetune", "lp-ft", "progressive", "lora", "scratch", "finetune-default")
 KS = ("5", "10", "25", "50", "all")
 
 
@@ -54,18 +56,22 @@ def make(method: str, n: int, k: int | None, seed: int, work: str, size: int):
         cv = 5 if k is None or k >= 5 else 3
         clf = "logreg" if method == "features-logreg" else "linear-svm"
         return create_strategy("features", classifier=clf, cv=cv, cache=f"{work}/features", **common), {}
+    if method == "finetune-default":
+        return create_strategy("finetune", loggers=(), **common), {"recipe": "defaults"}
     epochs, batch = recipe(n)
     train = dict(epochs=epochs, batch_size=batch, lr=1e-3, weight_decay=1e-4, augment="flip", loggers=())
+    plain = dict(backbone_lr_mult=1.0, bn_policy="eval")  # the table's fixed recipe, as before issue 23's defaults
     if method == "finetune":
-        return create_strategy("finetune", lr_decay=0.7, **train, **common), train
+        return create_strategy("finetune", lr_decay=0.7, lp_epochs=0, **plain, **train, **common), train
     if method == "lp-ft":
-        return create_strategy("finetune", lr_decay=0.7, lp_epochs=epochs // 2, **train, **common), train
+        return create_strategy("finetune", lr_decay=0.7, lp_epochs=epochs // 2, **plain, **train, **common), train
     if method == "progressive":
-        return create_strategy("freeze", lr_decay=0.7, freeze="all-but-head", unfreeze_every=1, **train, **common), train
+        return create_strategy("freeze", lr_decay=0.7, freeze="all-but-head", unfreeze_every=1, **plain, **train,
+                               **common), train
     if method == "lora":
         return create_strategy("lora", r=8, **train, **common), train
     if method == "scratch":
-        return create_strategy("finetune", pretrained=False, **train, **common), train
+        return create_strategy("finetune", pretrained=False, lp_epochs=0, **plain, **train, **common), train
     raise ValueError(method)
 
 

@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from transferkit.strategies.finetune import PLAIN_RECIPE
+
 SOURCE = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
 
 
@@ -77,10 +79,11 @@ def main():
                 if method == "features":
                     params = dict(classifier="logreg", cache=f"{work}/features")
                 elif method == "finetune":
-                    params = dict(epochs=epochs, batch_size=batch, lr=3e-3, lr_decay=0.7, warmup_epochs=min(1, epochs / 10))
+                    params = dict(epochs=epochs, batch_size=batch, lr=3e-3, lr_decay=0.7, warmup_epochs=min(1, epochs / 10),
+                                  **PLAIN_RECIPE)
                 else:
                     params = dict(epochs=epochs, batch_size=batch, lr=3e-3, lr_decay=0.7, freeze="all-but-head",
-                                  unfreeze_every=max(1, epochs // 5))
+                                  unfreeze_every=max(1, epochs // 5), **PLAIN_RECIPE)
                 t = time.perf_counter()
                 m = create_strategy(method, seed=args.seed, progress=False, **bb, **params).fit(train)
                 metrics = m.evaluate(tgt_test)

@@ -23,7 +23,7 @@ def pretrain_backbone(source: ImageDataset, out, *, arch: str = "builtin:small-c
     Args:
         classes: class names (or indices) of ``source`` to train on (e.g. the source half of a class split).
     """
-    from .strategies.finetune import FineTune
+    from .strategies.finetune import PLAIN_RECIPE, FineTune
 
     if classes is not None:
         idx = [source.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
@@ -35,7 +35,7 @@ def pretrain_backbone(source: ImageDataset, out, *, arch: str = "builtin:small-c
     out = Path(out)
     model = FineTune(backbone=arch, pretrained=False, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
                      input_size=input_size, seed=seed, progress=progress, checkpoint_dir=out / "checkpoints",
-                     **trainer_kwargs)
+                     **{**PLAIN_RECIPE, **trainer_kwargs})
     t0 = time.perf_counter()
     model.fit(train)
     path = save_backbone(model.backbone_, out / "backbone.safetensors")

@@ -52,7 +52,8 @@ class _RecordingFreezeTune(FreezeTune):
 def finetuned(pretrained_backbone, target_split):
     train, _ = target_split
     m = _RecordingFineTune(backbone=pretrained_backbone, epochs=3, lr=3e-3, lr_decay=0.5, lp_epochs=1,
-                           l2sp_alpha=0.01, warmup_epochs=0.5, label_smoothing=0.1, **FAST)
+                           backbone_lr_mult=1.0, bn_policy="eval", l2sp_alpha=0.01, warmup_epochs=0.5,
+                           label_smoothing=0.1, **FAST)
     initial = _snapshot(create_strategy("finetune", backbone=pretrained_backbone).make_backbone())
     return m.fit(train), initial
 
@@ -105,7 +106,7 @@ def test_finetune_save_load_roundtrip(finetuned, target_split, tmp_path):
 
 
 def test_explicit_group_multipliers_and_l2sp_turns_off_weight_decay(pretrained_backbone, target_split):
-    m = FineTune(backbone=pretrained_backbone, lr=1e-3, head_lr_mult=10, l2sp_alpha=0.1,
+    m = FineTune(backbone=pretrained_backbone, lr=1e-3, head_lr_mult=10, l2sp_alpha=0.1, backbone_lr_mult=1.0,
                  group_lr_mults={"stem": 0.0, "group4": 0.5})
     m.classes_ = list(target_split[0].classes)
     m.backbone_ = m.make_backbone()
@@ -135,6 +136,36 @@ def test_mixup_cutmix_step_gives_soft_targets(pretrained_backbone, target_split)
     assert mixed.shape == x.shape and soft.shape == (8, 5) and torch.allclose(soft.sum(1), torch.ones(8))
     out = m.training_step((x, y))
     assert out["loss"].requires_grad and torch.isfinite(out["loss"])
+
+
+def test_default_recipe_on_pretrained_weights_is_lp_ft_with_frozen_batchnorm(pretrained_backbone, target_split):
+    """Issue 23's default: the head alone for half the epochs, then every layer with the body at a tenth of the
+    head's rate, every BatchNorm layer (statistics and affine parameters) as loaded."""
+    from torch import nn
+
+    m = _RecordingFineTune(backbone=pretrained_backbone, epochs=2, progress=False, seed=0)
+    initial = _snapshot(m.make_backbone())
+    m.fit(target_split[0])
+    assert (m.epochs, m.batch_size, m.lp_epochs_, m.backbone_lr_mult_, m.bn_policy_) == (2, 32, 1, 0.1, "frozen")
+    # epoch 1: the head only, the body bit-identical; epoch 2: every group, at a tenth of the head's rate
+    assert m.history_[0]["trainable_groups"] == [] and all(torch.equal(m.epoch_states_[0][k], v) for k, v in initial.items())
+    assert m.history_[1]["trainable_groups"] == list(m.backbone_.group_names)
+    body = [lr for name, lr in m.optimizer_lrs_.items() if name.startswith("backbone.")]
+    assert body and np.allclose(body, 0.1 * m.optimizer_lrs_["head"])
+    # the body moved, its BatchNorm layers did not (running statistics and affine parameters)
+    norms = [n for n, mod in m.model_.backbone.named_modules() if isinstance(mod, nn.BatchNorm2d)]
+    assert norms
+    final = m.epoch_states_[-1]
+    for k, v in initial.items():
+        if any(k.startswith(n + ".") for n in norms):
+            assert torch.equal(final[k], v), k
+    assert any(not torch.equal(final[k], v) for k, v in initial.items() if k.endswith("weight"))
+
+
+def test_from_a_random_initialisation_every_layer_trains_from_the_start(target_split):
+    m = FineTune(backbone="builtin:micro-cnn", epochs=2, progress=False, seed=0).fit(target_split[0])
+    assert (m.lp_epochs_, m.backbone_lr_mult_, m.bn_policy_) == (0, 1.0, "eval")
+    assert m.history_[0]["trainable_groups"] == list(m.backbone_.group_names)
 
 
 @pytest.mark.parametrize("params, match", [

@@ -21,7 +21,12 @@ class Backbone(nn.Module):
         num_features: embedding size D.
         data_config: ``input_size`` (C, H, W), ``mean``, ``std``, ``interpolation``, ``crop_pct``.
         group_names / layer_groups(): ordered parameter groups, stem -> top.
+        has_pretrained_weights: whether it starts from learned weights (hub, offline ImageNet or ``file:``
+            weights) rather than a random initialisation; ``create_backbone`` sets it. Recipes meant for
+            pre-trained networks (fine-tuning's head-first phase, frozen BatchNorm) are not applied without.
     """
+
+    has_pretrained_weights: bool = True
 
     def __init__(self, model: nn.Module, *, spec: str, arch: str, num_features: int, data_config: dict,
                  groups: list[tuple[str, list[str]]], features_fn=None):

@@ -83,6 +83,7 @@ def create_backbone(spec: str, *, pretrained: bool = True, arch: str | None = No
     if input_size is not None:
         hw = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         bb.data_config["input_size"] = (bb.in_chans, *hw)
+    bb.has_pretrained_weights = scheme == "file" or (bool(pretrained) and scheme != "builtin")
     return bb
 
 

@@ -34,7 +34,9 @@ class FreezeTune(FineTune):
         freeze_min: groups that stay frozen however long the schedule runs (default 0).
         bn_policy: 'eval' (default: BatchNorm layers of frozen groups keep their statistics, so frozen groups
             are bit-identical after training), 'train' (their statistics keep updating), 'frozen' (every
-            backbone BatchNorm in eval mode with fixed affine parameters).
+            backbone BatchNorm in eval mode with fixed affine parameters), 'auto' (fine-tuning's choice).
+        backbone_lr_mult: the unfrozen groups' rate relative to ``lr`` (default 1.0; fine-tuning's recipe uses
+            0.1 on a pre-trained backbone, not evaluated for gradual unfreezing).
         **kwargs: :class:`FineTune`'s options (``lr_decay``, ``group_lr_mults``, ``l2sp_alpha``...) and the
             shared training parameters.
 
@@ -51,8 +53,9 @@ class FreezeTune(FineTune):
     name = "freeze"
     family = "reuse-weights"
 
-    def __init__(self, *, freeze="all-but-head", unfreeze_every: int | None = None, freeze_min: int = 0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, freeze="all-but-head", unfreeze_every: int | None = None, freeze_min: int = 0,
+                 bn_policy: str = "eval", backbone_lr_mult: float | None = 1.0, **kwargs):
+        super().__init__(bn_policy=bn_policy, backbone_lr_mult=backbone_lr_mult, **kwargs)
         self.freeze, self.unfreeze_every, self.freeze_min = freeze, unfreeze_every, freeze_min
 
     def _validate_params(self):

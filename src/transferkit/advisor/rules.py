@@ -295,7 +295,8 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
              f"features is usually as accurate as fine-tuning, trains in seconds and cannot overfit the backbone.")
     elif lpc is not None and lpc > LIMITED_MAX:
         rule("S2", "fine-tuning", 3, f"with {lpc:g} labels per class there is enough data to update the whole "
-             f"network without overfitting, which usually beats frozen features.")
+             f"network without overfitting; fine-tuning then matches or beats frozen features (on photos of "
+             f"ImageNet classes it only ties them, which a measured probe shows: rule M1).")
     if probe is not None and probe >= PROBE_FITS:
         rule("M1", "feature-extraction", MEASURED_WEIGHT, f"a linear probe on the frozen features already reaches {probe:.0%}: "
              f"the pre-trained features fit your classes, so fine-tuning has little to add.")

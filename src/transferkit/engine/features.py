@@ -23,6 +23,7 @@ from ..data.transforms import ImageTransform
 from ..errors import DataError
 from ..utils import atomic_path, cache_dir, fingerprint, state_fingerprint
 from .loaders import make_loader
+from .memory import budget_mb
 
 
 def feature_cache_key(backbone, dataset: ImageDataset, transform, layer=None) -> str:
@@ -38,12 +39,8 @@ DEFAULT_GPU_INFERENCE_MEMORY_MB = 1024.0
 
 
 def _default_budget_mb(device=None) -> float:
-    on_gpu = device is not None and torch.device(device).type != "cpu"
-    default = DEFAULT_GPU_INFERENCE_MEMORY_MB if on_gpu else DEFAULT_INFERENCE_MEMORY_MB
-    try:
-        return float(os.environ.get("TRANSFERKIT_INFERENCE_MEMORY_MB", default))
-    except ValueError:
-        return default
+    return budget_mb("TRANSFERKIT_INFERENCE_MEMORY_MB", DEFAULT_INFERENCE_MEMORY_MB, DEFAULT_GPU_INFERENCE_MEMORY_MB,
+                     device)
 
 
 _ACTIVATION_BYTES: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()

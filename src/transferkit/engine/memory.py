@@ -28,13 +28,19 @@ DEFAULT_GPU_TRAIN_MEMORY_MB = 16384.0
 _SAVED_BYTES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
-def default_train_budget_mb(device=None) -> float:
+def budget_mb(variable: str, cpu_mb: float, gpu_mb: float, device=None) -> float:
+    """A memory budget in MiB: ``$variable`` when it holds a number ('inf' switches the budget off), else
+    ``gpu_mb`` on an accelerator and ``cpu_mb`` on the CPU (or with no device given)."""
     on_gpu = device is not None and torch.device(device).type != "cpu"
-    default = DEFAULT_GPU_TRAIN_MEMORY_MB if on_gpu else DEFAULT_TRAIN_MEMORY_MB
+    default = gpu_mb if on_gpu else cpu_mb
     try:
-        return float(os.environ.get("TRANSFERKIT_TRAIN_MEMORY_MB", default))
+        return float(os.environ.get(variable, default))
     except ValueError:
         return default
+
+
+def default_train_budget_mb(device=None) -> float:
+    return budget_mb("TRANSFERKIT_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB, DEFAULT_GPU_TRAIN_MEMORY_MB, device)
 
 
 def training_bytes_per_image(model: nn.Module, input_shape, device=None) -> int:

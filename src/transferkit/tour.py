@@ -388,14 +388,6 @@ def _with_related_tasks(ds: ImageDataset, dataset: str) -> ImageDataset:
     return out
 
 
-def _merge_tests(a: ImageDataset, b: ImageDataset, classes) -> ImageDataset:
-    """Images of ``a`` and ``b`` (array datasets of one image size) labelled in the ``classes`` order."""
-    images = np.concatenate([a.images, b.images])
-    labels = np.concatenate([[classes.index(a.classes[l]) for l in a.labels],
-                             [classes.index(b.classes[l]) for l in b.labels]]).astype(np.int64)
-    return ImageDataset(images, labels, classes, name="seen+unseen")
-
-
 # What a practitioner would tell the advisor in each situation (constraints), plus what it can measure.
 ADVISOR_SCENARIOS = {
     "limited-labels": lambda b: ({"labels_per_class": b.labels_per_class}, {}),

@@ -54,7 +54,7 @@ def results_dir(tmp_path_factory, target_split):
     write_result(root / "progressive", make_result(
         strategy="progressive", family="many-tasks", params={}, timings={"fit_s": 30.0},
         metrics={"accuracy_matrix": [[0.9, None, None], [0.9, 0.85, None], [0.9, 0.85, 0.8]], "forgetting": 0.0},
-        extra={"task_names": ["digits <0-4>", "digits 5-9", "fashion"]}))
+        extra={"tasks": ["digits <0-4>", "digits 5-9", "fashion"]}))
     return root
 
 

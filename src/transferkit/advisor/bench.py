@@ -68,7 +68,7 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
         strategies: registered names (``list_strategies()``); unknown ones are skipped with the valid names.
         backbone, epochs, batch_size, seed, lr, pretrained: the shared budget (passed to every strategy
             that accepts them).
-        params: per-strategy extra parameters, ``{"lora": {"rank": 4}}``.
+        params: per-strategy extra parameters, ``{"lora": {"r": 4}}``.
         roles: extra data roles, e.g. ``{"target": night_images, "tasks": [...]}``.
         time_budget_s: stop starting new candidates once this many seconds are spent.
         rank_by: 'accuracy' (ties: fewer parameters), 'time' or 'size'.

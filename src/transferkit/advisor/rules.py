@@ -68,7 +68,7 @@ APPROACHES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "domain-adaptation": (("dann", "cdan", "mmd", "coral", "source-only"),
                           "train on labelled source images while aligning features with the unlabelled target",
                           "Ganin et al. 2015; Long et al. 2015/2018; Sun & Saenko 2016"),
-    "adversarial-training": (("adversarial-finetune", "adversarial"), "fine-tune on adversarial (PGD/FGSM/TRADES) examples as well as clean ones",
+    "adversarial-training": (("adversarial-finetune",), "fine-tune on adversarial (PGD/FGSM/TRADES) examples as well as clean ones",
                              "Madry et al. 2018; Zhang et al. 2019"),
     "few-shot": (("protonet", "simpleshot", "maml"), "classify new classes from 1-5 examples with class prototypes or meta-learning",
                  "Snell et al. 2017; Wang et al. 2019; Finn et al. 2017"),

@@ -6,20 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import TransferkitError
-from .app import app
-
-
-def _fail(msg: str, code: int = 2):
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _guard(fn):
-    try:
-        return fn()
-    except TransferkitError as e:
-        _fail(str(e))
+from .app import app, fail
 
 
 def _split_names(text: Optional[str]) -> list[str]:
@@ -46,45 +33,43 @@ def advise(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the advice (and measurements) to this JSON file."),
 ):
     """Recommend strategies for your data and constraints, ranked, with the reasons in plain words."""
-    def body():
-        from ..advisor import Constraints, advise as _advise, measure, profile_dataset, score_backbones
-        from ..data import load_dataset
-        from ..utils import write_json
+    from ..advisor import Constraints, advise as _advise, measure, profile_dataset, score_backbones
+    from ..data import load_dataset
+    from ..utils import write_json
 
-        c = Constraints(labels_per_class=labels_per_class, has_target=target is not None, new_class_shots=new_class_shots,
-                        unseen_classes=unseen_classes, tasks=tasks, max_params=max_params, max_latency_ms=max_latency_ms,
-                        compute=compute, robustness=robust).validate()
-        ds = load_dataset(data) if data else None
-        tgt = load_dataset(target) if (target and ds is not None and measure_data) else None
-        m = {}
-        if ds is not None:
-            if measure_data:
-                m = measure(ds, backbone=backbone, target=tgt, max_samples=max_samples, seed=seed, progress=True)
-            else:
-                p = profile_dataset(ds, duplicates=False)
-                m = {"profile": p.to_dict(), "labels_per_class": p.median_per_class, "min_per_class": p.min_per_class}
-            from ..advisor.profile import DatasetProfile
+    c = Constraints(labels_per_class=labels_per_class, has_target=target is not None, new_class_shots=new_class_shots,
+                    unseen_classes=unseen_classes, tasks=tasks, max_params=max_params, max_latency_ms=max_latency_ms,
+                    compute=compute, robustness=robust).validate()
+    ds = load_dataset(data) if data else None
+    tgt = load_dataset(target) if (target and ds is not None and measure_data) else None
+    m = {}
+    if ds is not None:
+        if measure_data:
+            m = measure(ds, backbone=backbone, target=tgt, max_samples=max_samples, seed=seed, progress=True)
+        else:
+            p = profile_dataset(ds, duplicates=False)
+            m = {"profile": p.to_dict(), "labels_per_class": p.median_per_class, "min_per_class": p.min_per_class}
+        from ..advisor.profile import DatasetProfile
 
-            prof = DatasetProfile(**{k: v for k, v in m["profile"].items() if k != "regime"})
-            typer.echo(f"Dataset {prof.name}:")
-            for line in prof.summary():
-                typer.echo(f"  {line}")
-            typer.echo("")
-        elif backbone or backbones:
-            _fail("--backbone and --backbones are measured on your data: give --data too.")
-        advice = _advise(c, m)
-        typer.echo(advice.to_text())
-        rows = None
-        if backbones:
-            rows = score_backbones(_split_names(backbones), ds, max_samples=max_samples, seed=seed, progress=True)
-            typer.echo("\nBackbones ranked without training (LogME; N-LEEP; cross-validated kNN / linear probe):")
-            for r in rows:
-                typer.echo(f"  {r['rank']}. {r['backbone']}: LogME {r['logme']:.3f}, N-LEEP {r['nleep']:.3f}, "
-                           f"kNN {r['knn']:.1%}, linear {r['linear']:.1%} ({r['n_params']:,} parameters)")
-        if json_out:
-            write_json(json_out, {**advice.to_dict(), "backbones": rows})
-            typer.echo(f"\nwrote {json_out}")
-    _guard(body)
+        prof = DatasetProfile(**{k: v for k, v in m["profile"].items() if k != "regime"})
+        typer.echo(f"Dataset {prof.name}:")
+        for line in prof.summary():
+            typer.echo(f"  {line}")
+        typer.echo("")
+    elif backbone or backbones:
+        fail("--backbone and --backbones are measured on your data: give --data too.")
+    advice = _advise(c, m)
+    typer.echo(advice.to_text())
+    rows = None
+    if backbones:
+        rows = score_backbones(_split_names(backbones), ds, max_samples=max_samples, seed=seed, progress=True)
+        typer.echo("\nBackbones ranked without training (LogME; N-LEEP; cross-validated kNN / linear probe):")
+        for r in rows:
+            typer.echo(f"  {r['rank']}. {r['backbone']}: LogME {r['logme']:.3f}, N-LEEP {r['nleep']:.3f}, "
+                       f"kNN {r['knn']:.1%}, linear {r['linear']:.1%} ({r['n_params']:,} parameters)")
+    if json_out:
+        write_json(json_out, {**advice.to_dict(), "backbones": rows})
+        typer.echo(f"\nwrote {json_out}")
 
 
 def _parse_params(pairs: List[str]) -> dict:
@@ -96,7 +81,7 @@ def _parse_params(pairs: List[str]) -> dict:
         key, sep, value = pair.partition("=")
         name, dot, k = key.partition(".")
         if not sep or not dot or not name or not k:
-            _fail(f"--param expects strategy.key=value (e.g. lora.rank=4); got {pair!r}.")
+            fail(f"--param expects strategy.key=value (e.g. lora.r=4); got {pair!r}.")
         out.setdefault(name.strip(), {})[k.strip().replace("-", "_")] = yaml.safe_load(value)
     return out
 
@@ -112,7 +97,7 @@ def bench(
     epochs: int = typer.Option(3, help="Training epochs for every candidate (the shared budget)."),
     batch_size: int = typer.Option(64, help="Batch size for every candidate."),
     seed: int = typer.Option(0, help="One seed for the split and every candidate: the same seed gives the same ranking."),
-    param: List[str] = typer.Option([], "--param", "-p", help="Per-strategy parameter as strategy.key=value (repeatable), e.g. lora.rank=4."),
+    param: List[str] = typer.Option([], "--param", "-p", help="Per-strategy parameter as strategy.key=value (repeatable), e.g. lora.r=4."),
     time_budget_s: Optional[float] = typer.Option(None, help="Stop starting new candidates after this many seconds."),
     rank_by: str = typer.Option("accuracy", help="Rank by 'accuracy' (ties: fewer parameters), 'time' or 'size'."),
     out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="Output directory: <strategy>/result.json, bench.json, bench.md, report.html."),
@@ -121,31 +106,29 @@ def bench(
     progress: bool = typer.Option(False, "--progress/--no-progress", help="Show each candidate's training progress bars."),
 ):
     """Run candidate strategies under one budget and seed on your data; rank them by accuracy, time and size."""
-    def body():
-        from ..advisor import bench as _bench
-        from ..data import load_dataset, stratified_split
+    from ..advisor import bench as _bench
+    from ..data import load_dataset, stratified_split
 
-        ds = load_dataset(data)
-        if test:
-            train, test_ds = ds, load_dataset(test)
-        else:
-            train, test_ds = stratified_split(ds, test_fraction, seed=seed)
-        roles = {"target": load_dataset(target).unlabelled()} if target else None
-        names = _split_names(strategies)
-        typer.echo(f"bench: {', '.join(names)} on {ds.name} ({len(train)} train / {len(test_ds)} test), "
-                   f"backbone {backbone}, {epochs} epochs, seed {seed}")
-        summary = _bench(train, test_ds, names, backbone=backbone, epochs=epochs, batch_size=batch_size, seed=seed,
-                         out=out, params=_parse_params(param), roles=roles, time_budget_s=time_budget_s,
-                         rank_by=rank_by, pretrained=pretrained, progress=progress)
-        typer.echo((out / "bench.md").read_text())
-        if report and summary["ranking"]:
-            from ..report import build_report
+    ds = load_dataset(data)
+    if test:
+        train, test_ds = ds, load_dataset(test)
+    else:
+        train, test_ds = stratified_split(ds, test_fraction, seed=seed)
+    roles = {"target": load_dataset(target).unlabelled()} if target else None
+    names = _split_names(strategies)
+    typer.echo(f"bench: {', '.join(names)} on {ds.name} ({len(train)} train / {len(test_ds)} test), "
+               f"backbone {backbone}, {epochs} epochs, seed {seed}")
+    summary = _bench(train, test_ds, names, backbone=backbone, epochs=epochs, batch_size=batch_size, seed=seed,
+                     out=out, params=_parse_params(param), roles=roles, time_budget_s=time_budget_s,
+                     rank_by=rank_by, pretrained=pretrained, progress=progress)
+    typer.echo((out / "bench.md").read_text())
+    if report and summary["ranking"]:
+        from ..report import build_report
 
-            paths = build_report(out, title=f"transferkit bench: {ds.name}")
-            typer.echo(f"report: {paths['html']}")
-        if not summary["ranking"]:
-            _fail("no candidate finished; see the reasons above.", code=1)
-    _guard(body)
+        paths = build_report(out, title=f"transferkit bench: {ds.name}")
+        typer.echo(f"report: {paths['html']}")
+    if not summary["ranking"]:
+        fail("no candidate finished; see the reasons above.", code=1)
 
 
 @app.command()
@@ -155,9 +138,7 @@ def report(
     title: Optional[str] = typer.Option(None, help="Page title."),
 ):
     """Write a self-contained HTML page and a Markdown report from result.json files."""
-    def body():
-        from ..report import build_report
+    from ..report import build_report
 
-        paths = build_report(results, out, title=title)
-        typer.echo(f"{paths['runs']} run(s) -> {paths['html']} and {paths['markdown']} ({len(paths['figures'])} figures)")
-    _guard(body)
+    paths = build_report(results, out, title=title)
+    typer.echo(f"{paths['runs']} run(s) -> {paths['html']} and {paths['markdown']} ({len(paths['figures'])} figures)")

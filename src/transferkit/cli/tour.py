@@ -18,11 +18,6 @@ def tour(
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report at the end."),
 ):
     """Pre-train a backbone on half the classes, then settle each transfer-learning situation by measurement."""
-    from ..errors import TransferkitError
     from ..tour import run_tour
 
-    try:
-        run_tour(dataset, quick=quick, out=out, seed=seed, situations=situation or None, report=report)
-    except TransferkitError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+    run_tour(dataset, quick=quick, out=out, seed=seed, situations=situation or None, report=report)

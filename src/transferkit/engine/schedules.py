@@ -45,10 +45,9 @@ def lr_multiplier(name: str, total_steps: int, warmup_steps: int = 0, *, min_rat
     return f
 
 
-def make_scheduler(optimizer, name: str, total_steps: int, warmup_steps: int = 0, start_step: int = 0) -> LambdaLR:
-    """A LambdaLR positioned at ``start_step`` (so a rebuilt optimizer continues the same curve)."""
+def make_scheduler(optimizer, name: str, total_steps: int, warmup_steps: int = 0) -> LambdaLR:
+    """A LambdaLR over ``total_steps`` (resuming restores its state from the checkpoint)."""
     f = lr_multiplier(name, total_steps, warmup_steps)
     for g in optimizer.param_groups:
         g.setdefault("initial_lr", g["lr"])
-    sched = LambdaLR(optimizer, lambda s: f(s + start_step))
-    return sched
+    return LambdaLR(optimizer, f)

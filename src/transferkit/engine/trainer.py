@@ -346,7 +346,6 @@ class Trainer:
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "history": self.history,
             "callbacks": [cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")],
-            "task": self.task.checkpoint_state() if hasattr(self.task, "checkpoint_state") else {},
             "rng": torch.get_rng_state(),
             "partial": self._partial if batch else None,
             "config": json.dumps(getattr(self, "_config", {}), sort_keys=True),
@@ -376,8 +375,6 @@ class Trainer:
         self.history, self.global_step = list(state["history"]), state["global_step"]
         for cb, s in zip([c for c in self.callbacks if hasattr(c, "state_dict")], state["callbacks"]):
             cb.load_state_dict(s)
-        if hasattr(self.task, "load_checkpoint_state"):
-            self.task.load_checkpoint_state(state["task"])
         epoch, batch = state["epoch"], state["batch"]
         self.print(f"resuming from {self.checkpoint_path}: epoch {epoch + 1}" + (f", batch {batch + 1}" if batch else ""))
         self._resume_partial = state.get("partial") if batch else None

@@ -36,7 +36,7 @@ details{margin:10px 0;border-top:1px solid #eee;padding-top:6px}summary{cursor:p
 code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
 """
 
-ACC_KEYS = ("accuracy", "oracle_target_accuracy", "harmonic_mean", "avg_accuracy", "average_accuracy")
+ACC_KEYS = ("accuracy", "oracle_target_accuracy", "average_accuracy")
 
 
 def _e(x) -> str:
@@ -292,13 +292,13 @@ def build_report(results_dir, out=None, *, title: str | None = None) -> dict:
         if isinstance(mat, list) and mat and all(isinstance(row, list) and row for row in mat):
             n = max(len(row) for row in mat)
             mat = [[(_num(v)) for v in row] + [None] * (n - len(row)) for row in mat]
-            tasks = _find(r, "task_names", "tasks")
+            tasks = _find(r, "tasks")
             tasks = [str(t) for t in tasks] if isinstance(tasks, list) and len(tasks) == n else [f"task {j + 1}" for j in range(n)]
             name = run_name(r, root)
             chart = fig("continual", f"accuracy_matrix_{len(cont)}", svg.heatmap(
                 mat, [f"after {t}" for t in tasks[:len(mat)]], tasks, title=f"{name}: accuracy matrix", fmt=".2f",
                 xlabel="evaluated on", ylabel="trained up to"))
-            extras = {k: _find(r, k) for k in ("forgetting", "backward_transfer", "bwt", "average_accuracy", "avg_accuracy")}
+            extras = {k: _find(r, k) for k in ("forgetting", "bwt", "average_accuracy")}
             note = ", ".join(f"{k} {v:.3f}" for k, v in extras.items() if _num(v) is not None)
             cont.append(f"<h3>{_e(name)}</h3><div class=figs>{chart}</div>" + (f"<p class=muted>{_e(note)}</p>" if note else ""))
             md += [f"Accuracy matrix of `{name}`" + (f" ({note})" if note else ""), ""]
@@ -310,9 +310,9 @@ def build_report(results_dir, out=None, *, title: str | None = None) -> dict:
     # -- domain shift maps ------------------------------------------------------------------------------
     maps = []
     for r in results:
-        emb = _find(r, "embedding_map", "embedding")
+        emb = _find(r, "embedding_map")
         if isinstance(emb, dict) and emb.get("coords"):
-            groups = emb.get("domain") or emb.get("domains") or emb.get("group") or ["points"] * len(emb["coords"])
+            groups = emb.get("domain") or ["points"] * len(emb["coords"])
             name = run_name(r, root)
             try:
                 chart = fig("shift", f"embedding_{len(maps)}", svg.points_map(

@@ -58,17 +58,6 @@ def grad_reverse(x: torch.Tensor, lambd: float = 1.0) -> torch.Tensor:
     return _GradientReversal.apply(x, float(lambd))
 
 
-class GradientReversal(nn.Module):
-    """The gradient-reversal layer as a module; set ``.lambd`` to follow a schedule."""
-
-    def __init__(self, lambd: float = 1.0):
-        super().__init__()
-        self.lambd = float(lambd)
-
-    def forward(self, x):
-        return grad_reverse(x, self.lambd)
-
-
 def ganin_lambda(progress: float, gamma: float = 10.0) -> float:
     """DANN's adaptation-factor schedule ``2 / (1 + exp(-gamma p)) - 1`` for training progress p in [0, 1]
     (Ganin et al. 2016, gamma = 10): 0 at the start (the critic is still noise), -> 1 at the end."""

@@ -26,10 +26,10 @@ def pretrain_backbone(source: ImageDataset, out, *, arch: str = "builtin:small-c
     from .strategies.finetune import PLAIN_RECIPE, FineTune
 
     if classes is not None:
-        idx = [source.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
         missing = [c for c in classes if isinstance(c, str) and c not in source.classes]
         if missing:
-            raise DataError(f"pretrain: classes {missing} are not in {source.name}: {source.classes}.")
+            raise DataError(f"pretrain: classes {missing} are not in {source.name}; its classes are {source.classes}.")
+        idx = [source.classes.index(c) if isinstance(c, str) else int(c) for c in classes]
         source = restrict_classes(source, idx)
     train, val = stratified_split(source, val_fraction, seed=seed) if val_fraction else (source, None)
     out = Path(out)

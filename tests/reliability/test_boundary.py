@@ -69,6 +69,12 @@ def _manifest(tmp: Path, extra_rows=(), drop_last=0) -> Path:
     return root / "m.csv"
 
 
+def _with_bom(manifest: Path) -> Path:
+    """The manifest as Excel's "CSV UTF-8" writes it: a UTF-8 byte-order mark before the header."""
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    return manifest
+
+
 def _with_loop(tmp: Path) -> Path:
     root = _folder(tmp / "imgs", {"a": 6, "b": 6})
     (root / "a" / "again").symlink_to(root / "a")  # a loop back to its own folder
@@ -201,6 +207,12 @@ CASES = [
          2, "{tmp}/imgs/m.csv: 2 duplicate row(s) repeat an earlier image: line 14 (= line 2)"),
     Case("csv-same-image-two-labels", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["a/0.png,b"])),
          2, "line 14: the image {tmp}/imgs/a/0.png is also on line 2 with another label"),
+    Case("csv-utf8-with-byte-order-mark", lambda t, e: fit("--out", t / "o", data=_with_bom(_manifest(t))),
+         0, "", check=lambda t: _result(t / "o" / "result.json")["data"]["n_train"] > 0
+         or pytest.fail("the manifest was not read")),
+    Case("pretrain-classes-the-data-lacks", lambda t, e: ["pretrain", "--data", "digits", "--classes", "Foo,Bar,3",
+                                                          "--arch", "builtin:micro-cnn", "--out", t / "o"],
+         2, "pretrain: classes ['Foo', 'Bar'] are not in digits; its classes are ['0', '1', '2'"),
     Case("csv-empty-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,"], drop_last=1)),
          2, "{tmp}/imgs/m.csv, line 13: no label (the 'label' column is '')"),
     Case("csv-nan-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,NaN"], drop_last=1)),

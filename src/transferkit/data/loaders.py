@@ -159,7 +159,7 @@ def from_csv(path, *, root=None, path_column: str = "path", label_column: str = 
         raise DataError(f"CSV manifest not found: {path}")
     root = Path(root) if root is not None else path.parent
     root_resolved = root.resolve()
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # Excel's "CSV UTF-8" starts with a byte-order mark
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = list(reader)
@@ -367,9 +367,3 @@ def load_dataset(spec, **kwargs) -> ImageDataset:
         return from_csv(p, **kwargs)
     raise DataError(f"Unknown dataset {s!r}: give a folder (ImageFolder layout), a .csv manifest, "
                     f"or a built-in name: {', '.join(BUILTIN_DATASETS)}.")
-
-
-def warn_small_classes(ds: ImageDataset, minimum: int = 2) -> None:
-    small = {c: n for c, n in ds.class_counts().items() if n < minimum}
-    if small:
-        warnings.warn(f"{ds.name}: classes with fewer than {minimum} images: {small}", stacklevel=2)

@@ -69,6 +69,23 @@ def _manifest(tmp: Path, extra_rows=(), drop_last=0) -> Path:
     return root / "m.csv"
 
 
+_ENV: list = []
+
+
+def _builtin_with_truncated_jpeg(tmp: Path) -> str:
+    """A copy of the built-in 'hymenoptera' layout under $TRANSFERKIT_DATA (restored at teardown) whose train
+    split holds a truncated JPEG; returns the built-in name."""
+    import io
+
+    root = _folder(tmp / "data" / "hymenoptera_data" / "train", {"ants": 6, "bees": 6})
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, format="JPEG")
+    (root / "bees" / "cut.jpg").write_bytes(buf.getvalue()[:40])
+    _ENV.append(("TRANSFERKIT_DATA", os.environ.get("TRANSFERKIT_DATA")))
+    os.environ["TRANSFERKIT_DATA"] = str(tmp / "data")
+    return "hymenoptera:train"
+
+
 def _with_bom(manifest: Path) -> Path:
     """The manifest as Excel's "CSV UTF-8" writes it: a UTF-8 byte-order mark before the header."""
     manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
@@ -213,6 +230,9 @@ CASES = [
     Case("pretrain-classes-the-data-lacks", lambda t, e: ["pretrain", "--data", "digits", "--classes", "Foo,Bar,3",
                                                           "--arch", "builtin:micro-cnn", "--out", t / "o"],
          2, "pretrain: classes ['Foo', 'Bar'] are not in digits; its classes are ['0', '1', '2'"),
+    Case("on-error-raise-wins-over-a-builtin-default", lambda t, e: fit("--out", t / "o", "--on-error", "raise",
+                                                                        data=_builtin_with_truncated_jpeg(t)),
+         2, "Cannot read image {tmp}/data/hymenoptera_data/train/bees/cut.jpg"),
     Case("csv-empty-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,"], drop_last=1)),
          2, "{tmp}/imgs/m.csv, line 13: no label (the 'label' column is '')"),
     Case("csv-nan-label", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,NaN"], drop_last=1)),
@@ -363,6 +383,12 @@ def test_boundary(case: Case, tmp_path, env, capsys, monkeypatch):
         signal.signal(signal.SIGALRM, old)
         while _LOCKS:
             _LOCKS.pop().__exit__(None, None, None)
+        while _ENV:
+            name, value = _ENV.pop()
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     expected = case.message.replace("{tmp}", str(tmp)).replace("{run}", str(env["run"]))
     assert "Traceback" not in output, f"{case.id}: a traceback reached the screen:\n{output}"
     assert code == case.code, f"{case.id}: exit {code}, expected {case.code}:\n{output[-3000:]}"

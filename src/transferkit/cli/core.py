@@ -319,7 +319,8 @@ def fit(
         frac = test_fraction if test_fraction is not None else cfg.get("test_fraction", 0.2)
         if not cfg.get("test") and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1):
             raise TransferkitError(f"--test-fraction must be a number strictly between 0 and 1; got {frac!r}.")
-        mode = on_error or cfg.get("on_error") or "raise"
+        explicit = on_error or cfg.get("on_error")  # None: each door's own default
+        mode = explicit or "raise"
         check_choice("fit", "--on-error", mode, ("raise", "skip"))
         out_dir = Path(out or cfg.get("out") or "runs/fit")
         check_out_dir(out_dir, "--out", [cfg.get(r) for r in ("data", "test", "target")])
@@ -334,9 +335,9 @@ def fit(
 
         # 2. The work, with OUT locked against a second run writing there at the same time.
         with RunLock(out_dir) if _is_main_process() else contextlib.nullcontext():
-            train = load_dataset(cfg["data"], **_data_kwargs(cfg["data"], mode))
+            train = load_dataset(cfg["data"], **_data_kwargs(cfg["data"], explicit))
             if cfg.get("test"):
-                test_ds = load_dataset(cfg["test"], **_data_kwargs(cfg["test"], mode))
+                test_ds = load_dataset(cfg["test"], **_data_kwargs(cfg["test"], explicit))
             else:
                 train, test_ds = stratified_split(train, frac, seed=params.get("seed", 0))
             if "tasks" in klass.data_roles:
@@ -359,8 +360,10 @@ def fit(
     _run(body)
 
 
-def _data_kwargs(spec: str, on_error: str) -> dict:
-    """``on_error`` for the doors that read image files (folders, CSV manifests); built-in names take none."""
+def _data_kwargs(spec: str, on_error: str | None) -> dict:
+    """``on_error`` for the doors that read image files: folders and CSV manifests get the user's choice or
+    'raise'; a built-in dataset that reads files gets the user's choice when one was given (an explicit option
+    always wins), else keeps its own default (hymenoptera skips its known-bad files)."""
     import inspect
 
     from ..data import load_dataset  # noqa: F401  (registers the built-in datasets)
@@ -370,8 +373,8 @@ def _data_kwargs(spec: str, on_error: str) -> dict:
     if info is not None and not Path(spec).exists():
         prms = inspect.signature(info.loader).parameters.values()
         takes = any(p.name == "on_error" for p in prms) or any(p.kind is p.VAR_KEYWORD for p in prms)
-        return {"on_error": on_error} if takes and on_error != "raise" else {}
-    return {"on_error": on_error}
+        return {"on_error": on_error} if takes and on_error is not None else {}
+    return {"on_error": on_error or "raise"}
 
 
 def _fit_task_sequence(model, train, test, n_tasks: int, out: Path) -> None:

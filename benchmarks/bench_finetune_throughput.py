@@ -35,7 +35,8 @@ def synthetic(n: int, size: int, classes: int, seed: int = 0):
     return from_arrays(images, labels, [str(c) for c in range(classes)], name=f"synthetic{size}")
 
 
-def run_transferkit(args, data) -> float:
+def run_transferkit(args, data) -> tuple:
+    """(images/s over the timed epochs, images per CPU-second, the micro-batch the memory budget chose or None)."""
     from transferkit.strategies.finetune import FineTune
 
     # augment='none': the bare loop applies none either. The physical batch is what the training memory budget
@@ -47,12 +48,11 @@ def run_transferkit(args, data) -> float:
     m.fit(data)
     cpu = time.process_time() - c0
     times = [h["time_s"] for h in m.history_[1:]]
-    run_transferkit.micro_batch_size = m.micro_batch_size_
     steps = len(data) // args.batch_size
-    return steps * args.batch_size * len(times) / sum(times), steps * args.batch_size * args.epochs / cpu
+    return steps * args.batch_size * len(times) / sum(times), steps * args.batch_size * args.epochs / cpu, m.micro_batch_size_
 
 
-def run_bare(args, data) -> float:
+def run_bare(args, data) -> tuple:
     """The same work written as a plain loop: model, AdamW, cosine LambdaLR, autocast, channels_last."""
     import math
 
@@ -99,7 +99,7 @@ def run_bare(args, data) -> float:
         times.append(time.perf_counter() - t0)
     cpu = time.process_time() - c0
     times = times[1:]
-    return len(loader) * args.batch_size * len(times) / sum(times), len(loader) * args.batch_size * args.epochs / cpu
+    return len(loader) * args.batch_size * len(times) / sum(times), len(loader) * args.batch_size * args.epochs / cpu, None
 
 
 def process_usage() -> dict:
@@ -134,17 +134,19 @@ def main():
         torch.set_num_threads(args.threads)
     data = synthetic(args.steps * args.batch_size, args.size, args.classes)
     bare, tk, bare_cpu, tk_cpu = [], [], [], []
+    micro = None
     for _ in range(args.repeats):
         for fn, wall, cpu in ((run_bare, bare, bare_cpu), (run_transferkit, tk, tk_cpu)):
-            w, c = fn(args, data)
+            w, c, m = fn(args, data)
             wall.append(w)
             cpu.append(c)
+            micro = m if m is not None else micro
     out = {
         "benchmark": "finetune_throughput", "device": args.device,
         "device_name": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(), "backbone": args.backbone, "size": args.size,
         "batch_size": args.batch_size, "steps_per_epoch": args.steps, "precision": args.precision,
-        "channels_last": args.channels_last, "transferkit_micro_batch_size": run_transferkit.micro_batch_size,
+        "channels_last": args.channels_last, "transferkit_micro_batch_size": micro,
         "train_memory_mb": os.environ.get("TRANSFERKIT_TRAIN_MEMORY_MB", "default"),
         "bare_images_per_s": statistics.median(bare), "transferkit_images_per_s": statistics.median(tk),
         "bare_runs": bare, "transferkit_runs": tk,

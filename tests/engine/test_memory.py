@@ -73,9 +73,8 @@ def test_training_batch_follows_the_budget_and_leaves_the_model_as_it_was():
 
 
 def test_finetune_splits_its_batch_under_a_small_budget_and_still_learns(target_split, monkeypatch):
-    from transferkit.strategies import create_strategy
-
     from transferkit.backbones import create_backbone
+    from transferkit.strategies import create_strategy
     from transferkit.strategies.base import Classifier
 
     train, test = target_split

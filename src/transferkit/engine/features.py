@@ -23,7 +23,7 @@ from ..data.transforms import ImageTransform
 from ..errors import DataError
 from ..utils import atomic_path, cache_dir, fingerprint, state_fingerprint
 from .loaders import make_loader
-from .memory import budget_mb
+from .memory import batch_for_budget, budget_mb, probe_once
 
 
 def feature_cache_key(backbone, dataset: ImageDataset, transform, layer=None) -> str:
@@ -50,11 +50,7 @@ def activation_bytes_per_image(model: torch.nn.Module, input_shape, device=None)
     """:func:`_probe_activation_bytes`, measured once per model, input shape and device (activation sizes
     do not depend on the weights, so extraction and every predict/evaluate call share one probe)."""
     device = torch.device(device) if device else next(model.parameters()).device
-    seen = _ACTIVATION_BYTES.setdefault(model, {})
-    key = (tuple(input_shape), str(device))
-    if key not in seen:
-        seen[key] = _probe_activation_bytes(model, input_shape, device)
-    return seen[key]
+    return probe_once(_ACTIVATION_BYTES, model, input_shape, device, _probe_activation_bytes)
 
 
 @torch.inference_mode()
@@ -98,8 +94,7 @@ def inference_batch_size(model: torch.nn.Module, input_shape, *, max_batch: int 
     does not depend on the settings."""
     dev = torch.device(device) if device else next(model.parameters()).device
     budget = _default_budget_mb(dev) if memory_budget_mb is None else float(memory_budget_mb)
-    per_image = activation_bytes_per_image(model, input_shape, device)
-    return int(max(1, min(int(max_batch), budget * 2**20 // per_image)))
+    return batch_for_budget(activation_bytes_per_image(model, input_shape, device), budget, max_batch)
 
 
 def _layer_module(backbone, layer):

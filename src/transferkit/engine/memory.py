@@ -2,7 +2,7 @@
 gradient accumulation.
 
 A training step holds every activation that backward needs, so its memory grows with the batch: EfficientNet-Lite0
-at 224 px keeps about 70 MB per image, so the batch of 64 that a user asks for would need 4.5 GB of activations.
+at 224 px keeps 76 MiB per image, so a batch of 64 needs 4.75 GiB of activations (6.9 GiB peak RSS measured).
 :func:`training_batch_size` measures what one image costs (one probe per model, input shape and device, the
 tensors autograd saves for backward) and returns the largest physical batch whose activations fit
 ``memory_budget_mb``; the :class:`~transferkit.engine.Trainer` then splits each loaded batch into micro-batches of
@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 # Activation memory one training micro-batch may use (MiB); $TRANSFERKIT_TRAIN_MEMORY_MB overrides it. On a CPU
-# activations are process memory; 1 GiB keeps EfficientNet-Lite0 fine-tuning at 224 px near 2 GiB peak RSS
-# (BENCHMARKS.md, reuse: training memory). On a GPU they live in device memory.
+# activations are process memory; 1 GiB keeps EfficientNet-Lite0 fine-tuning at 224 px at 2.3-2.7 GiB peak RSS
+# whatever the batch (BENCHMARKS.md, "Fine-tuning on real photos"). On a GPU they live in device memory.
 DEFAULT_TRAIN_MEMORY_MB = 1024.0
 DEFAULT_GPU_TRAIN_MEMORY_MB = 16384.0
 
@@ -43,29 +43,44 @@ def default_train_budget_mb(device=None) -> float:
     return budget_mb("TRANSFERKIT_TRAIN_MEMORY_MB", DEFAULT_TRAIN_MEMORY_MB, DEFAULT_GPU_TRAIN_MEMORY_MB, device)
 
 
+def probe_once(store: "weakref.WeakKeyDictionary", model: nn.Module, input_shape, device, probe) -> int:
+    """``probe(model, input_shape, device)``, computed once per model, input shape and device and kept in ``store``
+    (activation sizes do not depend on the weights, so every later call of the same model shares the probe)."""
+    seen = store.setdefault(model, {})
+    key = (tuple(input_shape), str(device))
+    if key not in seen:
+        seen[key] = probe(model, input_shape, device)
+    return seen[key]
+
+
+def batch_for_budget(per_image: int, budget_mb: float, max_batch: int) -> int:
+    """The largest batch (1 to ``max_batch``) whose ``per_image`` bytes each fit ``budget_mb`` MiB."""
+    return int(max(1, min(int(max_batch), budget_mb * 2**20 // per_image)))
+
+
 def training_bytes_per_image(model: nn.Module, input_shape, device=None) -> int:
     """Bytes that one more image adds to a training step of ``model`` on inputs ``input_shape`` (C, H, W):
     the tensors autograd saves for backward, counted once per storage, measured at batch 2 minus batch 1 (so
     weights saved for backward do not count). Calibration: EfficientNet-Lite0 at 224 px saves 76 MiB per image,
     and the peak RSS of its fine-tuning grows by 75 MB per image of batch (4.0 GB at batch 32, 6.4 GB at 64):
-    backward's transient gradients reuse what the freed activations leave. Measured once per model, shape and device. The model's buffers (BatchNorm running statistics) and its
-    train/eval mode are left as they were."""
+    backward's transient gradients reuse what the freed activations leave. Measured once per model, shape and
+    device; the model's buffers (BatchNorm running statistics) and its train/eval mode are left as they were."""
     device = torch.device(device) if device else next(model.parameters()).device
-    seen = _SAVED_BYTES.setdefault(model, {})
-    key = (tuple(input_shape), str(device))
-    if key not in seen:
-        buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-        was_training = model.training
-        try:
-            model.train()
-            one, two = (_saved_bytes(model, (n, *input_shape), device) for n in (1, 2))
-        finally:
-            with torch.no_grad():
-                for k, b in model.named_buffers():
-                    b.copy_(buffers[k])
-            model.train(was_training)
-        seen[key] = max(1, two - one)
-    return seen[key]
+    return probe_once(_SAVED_BYTES, model, input_shape, device, _probe_training_bytes)
+
+
+def _probe_training_bytes(model: nn.Module, input_shape, device) -> int:
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    was_training = model.training
+    try:
+        model.train()
+        one, two = (_saved_bytes(model, (n, *input_shape), device) for n in (1, 2))
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                b.copy_(buffers[k])
+        model.train(was_training)
+    return max(1, two - one)
 
 
 def _saved_bytes(model: nn.Module, shape, device) -> int:
@@ -91,8 +106,7 @@ def training_batch_size(model: nn.Module, input_shape, *, max_batch: int, memory
     on a GPU), else the largest batch that fits (at least 1)."""
     dev = torch.device(device) if device else next(model.parameters()).device
     budget = default_train_budget_mb(dev) if memory_budget_mb is None else float(memory_budget_mb)
-    per_image = training_bytes_per_image(model, input_shape, dev)
-    return int(max(1, min(int(max_batch), budget * 2**20 // per_image)))
+    return batch_for_budget(training_bytes_per_image(model, input_shape, dev), budget, max_batch)
 
 
 def batch_length(batch) -> int | None:

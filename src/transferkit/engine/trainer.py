@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DivergenceError, TransferkitError, check_choice
 from ..utils import atomic_path, seed_everything, write_json
+from .allocator import release_free_memory
 from .loaders import PairedLoader, batch_to
 from .memory import batch_length, split_batch
 from .schedules import make_scheduler
@@ -435,21 +436,6 @@ def run_config(task, loader) -> dict:
         if ds is not None and hasattr(ds, "fingerprint"):
             cfg[role] = f"{getattr(ds, 'name', '') or 'dataset'} ({len(ds)} images, fingerprint {ds.fingerprint()})"
     return json.loads(json.dumps(cfg, sort_keys=True, default=repr))
-
-
-def release_free_memory() -> None:
-    """Return the C heap's free pages to the OS (glibc ``malloc_trim``), unless the allocator keeps them.
-
-    With glibc's defaults the resident memory seen between epochs creeps up to the in-epoch peak and wanders
-    (EfficientNet-Lite0, batch 32: 2.2-2.6 GiB at epoch ends) while the live tensors stay flat (1.1 GiB):
-    allocator caching, not a leak (benchmarks/sections/reliability.md), and trimming made it visible as such.
-    Once glibc keeps freed memory for the next step (``allocator.keep_freed_memory``, the default), a trim
-    would only hand back pages that the next epoch faults in again, so it is skipped."""
-    from .allocator import _STATE, _glibc
-
-    libc = _glibc()
-    if libc is not None and not _STATE["configured"]:
-        libc.malloc_trim(0)
 
 
 def _short(v, n: int = 80) -> str:

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from transferkit.backbones import create_backbone
-from transferkit.engine.attacks import _reference_pgd, pgd
+from transferkit.robustness import pgd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference_attacks import reference_pgd  # noqa: E402  (the textbook loop lives with the tests)
 from transferkit.strategies import Classifier
 from transferkit.utils import environment
 
@@ -50,7 +55,7 @@ def main():
         return a.batch / best
 
     ours = timed(lambda: pgd(model, x, y, eps=a.eps, steps=a.steps, step_size=alpha))
-    ref = timed(lambda: _reference_pgd(model, x, y, a.eps, a.steps, alpha))
+    ref = timed(lambda: reference_pgd(model, x, y, a.eps, a.steps, alpha))
     print(json.dumps({"benchmark": "pgd_throughput", "backbone": a.backbone, "input": a.size, "batch": a.batch,
                       "steps": a.steps, "eps": a.eps, "device": a.device, "threads": torch.get_num_threads(),
                       "transferkit_img_per_s": round(ours, 1), "reference_img_per_s": round(ref, 1),

@@ -48,7 +48,8 @@ def load_pairs(size: int, n_usps: int):
     """{direction: (source, target with labels, target_test)} at ``size`` px, and where the data came from. The
     target's labels serve the target-trained oracle only; the adaptation methods get ``target.unlabelled()``."""
     from transferkit.data import load_dataset, stratified_split
-    from transferkit.data.pairs import check_paired_classes, paired_domains, resample
+    from transferkit.data.domains import align_classes
+    from transferkit.data.pairs import paired_domains, resample
 
     digits = load_dataset("digits")
     usps_train, usps_test = load_dataset("usps:train"), load_dataset("usps:test")
@@ -57,8 +58,7 @@ def load_pairs(size: int, n_usps: int):
     out = {}
     for name, src, tgt, test in (("digits->usps", digits, usps, usps_test), ("usps->digits", usps, dig_tgt, dig_test)):
         s, t = paired_domains(src, tgt, size=size)
-        check_paired_classes(s, test)
-        out[name] = (s, t, resample(test, (size, size)))
+        out[name] = (s, t, resample(align_classes(s, test, role="target test"), (size, size)))
     return out, "transferkit.data: load_dataset('digits'), load_dataset('usps:train'/'usps:test'), paired_domains"
 
 

@@ -13,7 +13,8 @@ import time
 import torch
 
 from transferkit.data import k_per_class, load_fashion_mnist
-from transferkit.data.fashion_tasks import add_fashion_tasks, task_sequence
+from transferkit.data import task_sequence
+from transferkit.data.fashion_tasks import add_fashion_tasks
 from transferkit.strategies.continual import EWC, SequentialFineTune, compare_continual
 from transferkit.strategies.multitask import MultiTask
 from transferkit.strategies.progressive import ProgressiveNetworks

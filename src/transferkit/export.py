@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import torch
 from torch import nn
 
 from .data import ImageDataset, ImageTransform
-from .engine import classification_metrics, make_loader
+from .engine import classification_metrics, make_loader, profiling
 from .errors import TransferkitError, check_choice
 
 QUANT_MODES = ("dynamic", "static")
@@ -216,35 +213,13 @@ def quantization_report(model, data: ImageDataset, directory, *, mode: str = "st
 
 # -- speed and size ----------------------------------------------------------------------------------------
 
-def _timeit(fn, warmup: int, repeats: int, min_time: float) -> float:
-    for _ in range(warmup):
-        fn()
-    times, t_start = [], time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - t_start < min_time and len(times) < 50 * repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def measure_latency(model, batch_size: int = 1, *, input_shape=None, threads: int | None = 1, warmup: int = 5,
                     repeats: int = 20, min_time: float = 0.5) -> float:
-    """PyTorch eager CPU latency in milliseconds **per image** at ``batch_size`` (median over repeats).
-
-    ``threads``: intra-op threads during the measurement (default 1, reproducible on shared machines; None keeps
-    the current setting).
-    """
-    module = as_module(model).cpu()
-    x = example_input(model, batch_size, input_shape)
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            t = _timeit(lambda: module(x), warmup, repeats, min_time)
-    finally:
-        torch.set_num_threads(old)
-    return 1000.0 * t / batch_size
+    """PyTorch eager CPU latency in milliseconds **per image** at ``batch_size`` of a fitted strategy or a module
+    (:func:`transferkit.engine.profiling.measure_latency`; the input size comes from the backbone's data config)."""
+    shape = tuple(input_shape) if input_shape is not None else tuple(data_config_of(model)["input_size"])
+    return profiling.measure_latency(as_module(model), shape, batch_size, threads=threads, warmup=warmup,
+                                     repeats=repeats, min_time=min_time)
 
 
 def measure_onnx_latency(path, input_shape, batch_size: int = 1, *, threads: int = 1, warmup: int = 5,
@@ -252,18 +227,10 @@ def measure_onnx_latency(path, input_shape, batch_size: int = 1, *, threads: int
     """onnxruntime CPU latency in milliseconds per image at ``batch_size``."""
     sess = onnx_session(path, threads)
     x = np.random.default_rng(0).random((batch_size, *input_shape), dtype=np.float32)
-    return 1000.0 * _timeit(lambda: sess.run(None, {"images": x}), warmup, repeats, min_time) / batch_size
+    return 1000.0 * profiling.median_time(lambda: sess.run(None, {"images": x}), warmup=warmup, repeats=repeats,
+                                          min_time=min_time) / batch_size
 
 
 def size_on_disk(model) -> int:
     """Bytes of the model's weights written as safetensors (parameters and buffers)."""
-    import tempfile
-
-    from safetensors.torch import save_file
-
-    module = as_module(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    with tempfile.TemporaryDirectory() as d:
-        p = os.path.join(d, "m.safetensors")
-        save_file(state, p)
-        return os.path.getsize(p)
+    return profiling.size_on_disk(as_module(model))

@@ -321,7 +321,7 @@ class Tour:
 
     # 7 ---------------------------------------------------------------------------------------------------
     def continual(self) -> Outcome:
-        from .data.fashion_tasks import task_sequence
+        from .data import task_sequence
         from .strategies.continual import compare_continual
 
         b = self.budget

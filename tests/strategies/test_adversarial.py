@@ -5,7 +5,9 @@ import torch
 
 from transferkit.backbones import create_backbone
 from transferkit.data import stratified_split
-from transferkit.engine.attacks import _reference_pgd, fgsm, pgd, robust_accuracy, threat_model
+from reference_attacks import reference_pgd
+
+from transferkit.robustness import fgsm, pgd, robust_accuracy, threat_model
 from transferkit.errors import TransferkitError
 from transferkit.strategies import Classifier, Strategy, create_strategy
 from transferkit.strategies.adversarial import compare_robustness
@@ -66,7 +68,7 @@ def test_attacks_reduce_accuracy_at_least_as_much_as_a_reference_loop(plain, spl
     torch.manual_seed(0)
     ours = (model(pgd(model, x, y, eps=EPS, steps=10)).argmax(1) == y).float().mean()
     torch.manual_seed(0)
-    ref = (model(_reference_pgd(model, x, y, EPS, 10, 2.5 * EPS / 10)).argmax(1) == y).float().mean()
+    ref = (model(reference_pgd(model, x, y, EPS, 10, 2.5 * EPS / 10)).argmax(1) == y).float().mean()
     assert clean > 0.9
     assert ours < clean - 0.5
     assert ours <= ref + 0.05

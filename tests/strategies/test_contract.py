@@ -107,7 +107,7 @@ def _roles(name, train, test):
         rng = np.random.default_rng(0)
         roles["semantics"] = {"classes": list(train.classes), "attributes": rng.random((len(train.classes), 6)) > 0.5}
     if "tasks" in cls.data_roles:
-        from transferkit.data.fashion_tasks import task_sequence
+        from transferkit.data import task_sequence
 
         roles = {"tasks": task_sequence(train, 2, classes_per_task=2)}
         test = task_sequence(test, 2, classes_per_task=2)[-1]

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from transferkit.data import stratified_split
+from transferkit.data import split_domains, stratified_split
 from transferkit.data.shifts import domain_pair
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy, list_strategies
 from transferkit.strategies.domain_adaptation import (coral_loss, embedding_map, ganin_lambda, grad_reverse, im_score,
-                                                      mk_mmd, proxy_a_distance, snd_score, split_domains)
+                                                      mk_mmd, proxy_a_distance, snd_score)
 
 COMMON = dict(backbone="builtin:small-cnn", epochs=5, batch_size=32, lr=3e-3, input_size=16, progress=False,
               seed=0, diagnostics=False, selection="last")
@@ -102,7 +102,7 @@ def test_unsupervised_selection_restores_the_chosen_epoch_and_reports(night, tmp
 def test_class_lists_must_match_and_target_is_required(night):
     source, target, _ = night
     other = target.subset(np.arange(len(target)), classes=[*source.classes[:-1], "ten"])
-    with pytest.raises(DataError, match=r"only in the source: \['9'\], only in the target: \['ten'\]"):
+    with pytest.raises(DataError, match=r"only in the source \(digits\): \['9'\], only in the target \(digits-night\): \['ten'\]"):
         create_strategy("coral", **COMMON).fit(source, target=other)
     with pytest.raises(TransferkitError, match="needs the 'target' role"):
         create_strategy("coral", **COMMON).fit(source)

@@ -9,7 +9,8 @@ import torch
 from torch.nn import functional as F
 
 from transferkit.data import FASHION_CLASSES, from_arrays, stratified_split
-from transferkit.data.fashion_tasks import add_fashion_tasks, fashion_task_columns, task_sequence
+from transferkit.data import task_sequence
+from transferkit.data.fashion_tasks import add_fashion_tasks, fashion_task_columns
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
 from transferkit.strategies.multitask import MultiTask, masked_task_loss, multitask_gain

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from transferkit.data import stratified_split
-from transferkit.data.fashion_tasks import task_sequence
+from transferkit.data import task_sequence
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
 from transferkit.strategies.continual import EWC, SequentialFineTune, compare_continual, continual_metrics

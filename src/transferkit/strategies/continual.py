@@ -256,7 +256,7 @@ class SequentialFineTune(TaskSequenceStrategy):
     logits (B, n_classes of the task).
 
     Example:
-        >>> from transferkit.data.fashion_tasks import task_sequence
+        >>> from transferkit.data import task_sequence
         >>> ft = SequentialFineTune(backbone="builtin:small-cnn", epochs=2).fit(task_sequence(train, 5),
         ...                                                                    eval_tasks=task_sequence(test, 5))
         >>> ft.accuracy_matrix_, ft.continual_metrics_["forgetting"]

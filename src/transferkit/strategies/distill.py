@@ -15,11 +15,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data import ImageDataset, ImageTransform, resolve_augment
+from ..data.targets import WithTargets
 from ..engine import make_loader
+from ..engine.profiling import measure_latency, size_on_disk
 from ..errors import DataError, TransferkitError, check_range
 from ..utils import count_parameters, seed_everything
 from .base import NeuralStrategy, Strategy
-from .multitask import WithTargets
 from .registry import register_strategy
 
 
@@ -247,8 +248,6 @@ def distillation_report(teacher, distilled, test: ImageDataset, *, scratch=None,
     intra-op threads) and size on disk of the teacher, the student trained from scratch (optional) and the
     distilled student, plus the ratios the deployment question asks about.
     """
-    from ..export import measure_latency, size_on_disk
-
     rows = {}
     for name, m in (("teacher", teacher), ("student_scratch", scratch), ("student_distilled", distilled)):
         if m is None:
@@ -256,7 +255,7 @@ def distillation_report(teacher, distilled, test: ImageDataset, *, scratch=None,
         net = _logits_net(m)
         row = {"accuracy": m.evaluate(test)["accuracy"], "params": count_parameters(net), "size_bytes": size_on_disk(net)}
         for b in batch_sizes:
-            row[f"latency_ms_b{b}"] = measure_latency(net, b, input_shape=m.backbone_.data_config["input_size"], threads=threads)
+            row[f"latency_ms_b{b}"] = measure_latency(net, m.backbone_.data_config["input_size"], b, threads=threads)
         rows[name] = row
     t, s = rows["teacher"], rows["student_distilled"]
     summary = {"param_ratio": t["params"] / s["params"], "accuracy_retained": s["accuracy"] / t["accuracy"],

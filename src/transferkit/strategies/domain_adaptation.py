@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageDataset
+from ..data.domains import align_classes, split_domains  # noqa: F401  (split_domains: the old path, re-exported)
 from ..engine import EarlyStopping, PairedLoader, proxy_a_distance
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from .base import NeuralStrategy
@@ -173,37 +174,6 @@ def embedding_map(source_features, target_features, *, source_labels=None, targe
 
 # -- data ------------------------------------------------------------------------------------------------
 
-def check_same_classes(source: ImageDataset, target: ImageDataset, owner: str = "domain adaptation",
-                       role: str = "target") -> ImageDataset:
-    """Return ``target`` with labels in the source's class order; raise naming the classes that differ.
-
-    A target whose class list is empty (an unlabelled CSV) is accepted as it is.
-    """
-    if not isinstance(target, ImageDataset):
-        raise TransferkitError(f"{owner}: the {role!r} role must be an ImageDataset; got {type(target).__name__}.")
-    if not target.classes or list(target.classes) == list(source.classes):
-        return target
-    a, b = set(source.classes), set(target.classes)
-    if a != b:
-        raise DataError(
-            f"{owner}: the class lists of the source ({source.name or 'train'}) and the {role} "
-            f"({target.name or role}) must match; only in the source: {sorted(a - b)}, only in the {role}: "
-            f"{sorted(b - a)}.")
-    remap = {i: source.classes.index(c) for i, c in enumerate(target.classes)}
-    return target.subset(np.arange(len(target)), classes=list(source.classes), relabel=remap)
-
-
-def split_domains(ds: ImageDataset, source: str, target: str) -> tuple[ImageDataset, ImageDataset]:
-    """(source, target) from one dataset with a domain column (e.g. a CSV with ``domain``)."""
-    if ds.domains is None:
-        raise DataError(f"{ds.name or 'The dataset'} has no domain column; give source and target separately, "
-                        f"or a CSV with a 'domain' column.")
-    present = sorted(set(ds.domains.tolist()))
-    for role, value in (("source", source), ("target", target)):
-        check_choice("split_domains", role, value, present)
-    return (ds.subset(np.flatnonzero(ds.domains == source)), ds.subset(np.flatnonzero(ds.domains == target)))
-
-
 # ---------------------------------------------------------------------------------------------------------
 # the model and the strategies
 # ---------------------------------------------------------------------------------------------------------
@@ -293,10 +263,10 @@ class DomainAdaptation(NeuralStrategy):
         if target is None:
             raise TransferkitError(f"{owner} needs the 'target' role: unlabelled images of the target domain, "
                                    f"e.g. {owner}(...).fit(source, target=target_images).")
-        target = check_same_classes(train, target, owner).unlabelled()
+        target = align_classes(train, target, owner).unlabelled()
         if len(target) < 2:
             raise DataError(f"{owner}: the target has {len(target)} image(s); at least 2 are needed.")
-        self._target_test = None if target_test is None else check_same_classes(train, target_test, owner, "target_test")
+        self._target_test = None if target_test is None else align_classes(train, target_test, owner, "target_test")
         rng = np.random.default_rng(self.seed)
         self._score_idx = np.sort(rng.choice(len(target), min(len(target), self.selection_samples), replace=False))
         self._target = target
@@ -412,7 +382,7 @@ class DomainAdaptation(NeuralStrategy):
         self._check_fitted()
         metrics = {}
         if target_test is not None:
-            target_test = check_same_classes(source, target_test, type(self).__name__, "target_test")
+            target_test = align_classes(source, target_test, type(self).__name__, "target_test")
             metrics["oracle_target"] = self.evaluate(target_test)
             metrics["oracle_target_accuracy"] = metrics["oracle_target"]["accuracy"]
         proba = self.predict_proba(target)

@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import Backbone
-from ..data import EpisodeSampler, ImageDataset, collate, from_arrays
+from ..data import ImageDataset
+from ..data.episodes import (EpisodeLoader, as_images, episode_images, sample_episodes,  # noqa: F401  (re-exported)
+                             support_set)
 from ..engine import extract_features, mean_confidence_interval
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
@@ -46,18 +48,6 @@ METRICS = ("euclidean", "cosine")
 
 
 # -- episodes ----------------------------------------------------------------------------------------
-
-def sample_episodes(labels, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes: int = 600,
-                    seed: int = 0, class_names=None) -> dict[str, np.ndarray]:
-    """Index arrays of ``episodes`` episodes, validated before sampling (see :class:`EpisodeSampler`).
-
-    Returns ``support`` (E, n_way*k_shot), ``support_labels`` (same, episode-local 0..n_way-1),
-    ``query`` (E, n_way*q_queries), ``query_labels``, ``classes`` (E, n_way).
-    """
-    eps = list(EpisodeSampler(labels, n_way, k_shot, q_queries, episodes, seed, class_names=class_names))
-    return {k: np.stack([getattr(e, k) for e in eps]) for k in
-            ("support", "support_labels", "query", "query_labels", "classes")}
-
 
 def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
     """Class means of embeddings: (..., S, D) with labels (..., S) in 0..n_way-1 -> (..., n_way, D)."""
@@ -105,73 +95,6 @@ def _summary(accs, n_way, k_shot, q_queries, seconds) -> dict:
             "eval_s": seconds}
 
 
-class EpisodeLoader:
-    """The train loader of episodic strategies: an iterable of ``episodes`` episode batches per epoch.
-
-    Each item is ``(support_x, support_y, query_x, query_y)`` with shapes (T, N*K, C, H, W), (T, N*K),
-    (T, N*Q, C, H, W), (T, N*Q): ``T = meta_batch`` episodes drawn by :class:`EpisodeSampler` with a seed
-    that depends only on (seed, epoch), so resuming replays the same episodes. Validates class sizes
-    when built.
-    """
-
-    def __init__(self, dataset: ImageDataset, *, n_way: int, k_shot: int, q_queries: int, episodes: int,
-                 meta_batch: int = 1, seed: int = 0):
-        self.dataset, self.n_way, self.k_shot, self.q_queries = dataset, n_way, k_shot, q_queries
-        self.episodes, self.meta_batch, self.seed, self.epoch = episodes, meta_batch, seed, 0
-        EpisodeSampler(dataset.labels, n_way, k_shot, q_queries, 1, seed, class_names=dataset.classes)  # validate
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.episodes
-
-    def __iter__(self):
-        sampler = EpisodeSampler(self.dataset.labels, self.n_way, self.k_shot, self.q_queries,
-                                 self.episodes * self.meta_batch, self.seed * 1_000_003 + self.epoch)
-        group = []
-        for e in sampler:
-            group.append(e)
-            if len(group) == self.meta_batch:
-                yield (torch.stack([_images(self.dataset, g.support) for g in group]),
-                       torch.stack([torch.from_numpy(g.support_labels) for g in group]),
-                       torch.stack([_images(self.dataset, g.query) for g in group]),
-                       torch.stack([torch.from_numpy(g.query_labels) for g in group]))
-                group = []
-
-
-def _images(ds: ImageDataset, idx) -> torch.Tensor:
-    return collate(ds.__getitems__(np.asarray(idx)))[0]
-
-
-def _as_dataset(images, owner: str) -> ImageDataset | torch.Tensor:
-    """ImageDataset, [0, 1] tensor (N, C, H, W), array (N, H, W[, C]) or list of file paths."""
-    if isinstance(images, (ImageDataset, torch.Tensor)):
-        if isinstance(images, torch.Tensor) and images.dim() != 4:
-            raise TransferkitError(f"{owner}: image tensors must be (N, C, H, W) in [0, 1]; got shape {tuple(images.shape)}.")
-        return images
-    if isinstance(images, np.ndarray):
-        return from_arrays(images, np.zeros(len(images), np.int64), ["?"], name="images")
-    if isinstance(images, (list, tuple)) and all(isinstance(p, str) or hasattr(p, "__fspath__") for p in images):
-        return ImageDataset(list(images), np.zeros(len(images), np.int64), ["?"], name="images")
-    raise TransferkitError(f"{owner}: images must be an ImageDataset, a (N, C, H, W) tensor in [0, 1], a uint8 array "
-                           f"(N, H, W[, C]) or a list of file paths; got {type(images).__name__}.")
-
-
-def _support_labels(support, owner: str):
-    if not (isinstance(support, (tuple, list)) and len(support) == 2):
-        raise TransferkitError(f"{owner}: 'support' must be a pair (images, labels); got {type(support).__name__}.")
-    images, labels = support
-    labels = np.asarray(getattr(labels, "labels", labels)).reshape(-1)
-    classes, y = np.unique(labels, return_inverse=True)
-    n = len(images)
-    if len(y) != n:
-        raise DataError(f"{owner}: the support set has {n} images but {len(y)} labels.")
-    if len(classes) < 2:
-        raise DataError(f"{owner}: the support set needs at least 2 classes; got {classes.tolist()}.")
-    return _as_dataset(images, owner), torch.from_numpy(y), classes
-
-
 # -- shared behaviour ------------------------------------------------------------------------------
 
 class _FewShot(NeuralStrategy):
@@ -193,7 +116,7 @@ class _FewShot(NeuralStrategy):
     def embed(self, images, *, cache: bool = False) -> torch.Tensor:
         """Embeddings (N, D) of images (any form accepted by ``predict``), through ``_transform_features``."""
         self._check_fitted()
-        data = _as_dataset(images, type(self).__name__)
+        data = as_images(images, type(self).__name__)
         net = self.embedder
         if isinstance(data, torch.Tensor):
             was = net.training
@@ -215,7 +138,7 @@ class _FewShot(NeuralStrategy):
         if support is None:
             s, sy, n = self.base_features_, self.base_labels_, len(self.classes_)
         else:
-            images, sy, classes = _support_labels(support, type(self).__name__)
+            images, sy, classes = support_set(support, type(self).__name__)
             s, n = self.embed(images), len(classes)
         return torch.softmax(self._scores(s[None], sy[None], q[None], n)[0].float(), -1).numpy()
 
@@ -461,16 +384,16 @@ class MAML(_FewShot):
         self._check_fitted()
         if support is None:
             raise TransferkitError("MAML.predict needs a support set: predict(images, support=(images, labels)).")
-        images, sy, classes = _support_labels(support, "MAML")
+        images, sy, classes = support_set(support, "MAML")
         device = next(self.model_.parameters()).device
-        sx, qx = self._pixels(images).to(device), self._pixels(_as_dataset(data, "MAML")).to(device)
+        sx, qx = self._pixels(images).to(device), self._pixels(as_images(data, "MAML")).to(device)
         return torch.softmax(self._episode_predict(sx, sy.to(device), qx, len(classes)).float(), -1).cpu().numpy()
 
     def _pixels(self, data) -> torch.Tensor:
         if isinstance(data, torch.Tensor):
             return data
         ds = data.with_transform(self.transform(False))
-        return _images(ds, np.arange(len(ds)))
+        return episode_images(ds, np.arange(len(ds)))
 
     def evaluate(self, data: ImageDataset, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15,
                  episodes: int = 600, seed: int = 0) -> dict:
@@ -483,7 +406,7 @@ class MAML(_FewShot):
         device = next(self.model_.parameters()).device
         accs = []
         for i in range(episodes):
-            sx, qx = _images(ds, ep["support"][i]).to(device), _images(ds, ep["query"][i]).to(device)
+            sx, qx = episode_images(ds, ep["support"][i]).to(device), episode_images(ds, ep["query"][i]).to(device)
             sy, qy = torch.from_numpy(ep["support_labels"][i]).to(device), torch.from_numpy(ep["query_labels"][i]).to(device)
             accs.append(float((self._episode_predict(sx, sy, qx, n_way).argmax(1) == qy).float().mean()))
         return _summary(np.asarray(accs), n_way, k_shot, q_queries, time.perf_counter() - t0)

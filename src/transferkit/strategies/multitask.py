@@ -17,7 +17,8 @@ from sklearn.base import clone
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import ImageDataset, collate
+from ..data import ImageDataset
+from ..data.targets import WithTargets
 from ..engine import classification_metrics, make_loader
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
@@ -27,31 +28,6 @@ from .registry import register_strategy
 WEIGHTINGS = ("equal", "uncertainty", "gradnorm")
 KINDS = ("classification", "regression")
 MAX_CLASSES_INFERRED = 50
-
-
-class WithTargets(torch.utils.data.Dataset):
-    """An image dataset whose batches carry a target matrix instead of the class label.
-
-    Items are ``(image (C, H, W), targets (T,))``; batches ``(x (B, C, H, W), targets (B, T))``. The
-    vectorised array path of :class:`ImageDataset` is kept (``__getitems__``). Used for multi-task
-    targets and for cached teacher logits (distillation).
-    """
-
-    def __init__(self, dataset: ImageDataset, targets):
-        if len(targets) != len(dataset):
-            raise DataError(f"WithTargets: {len(targets)} target rows for {len(dataset)} images.")
-        self.dataset = dataset
-        self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        return self.dataset[i][0], self.targets[i]
-
-    def __getitems__(self, indices):
-        x, _ = collate(self.dataset.__getitems__(indices))
-        return [(x, self.targets[torch.as_tensor(indices)])]
 
 
 def masked_task_loss(output: torch.Tensor, target: torch.Tensor, kind: str, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -120,7 +120,7 @@ class ProgressiveNetworks(TaskSequenceStrategy):
     matrix. Images (B, C, H, W) in [0, 1] -> logits (B, n_classes of the routed task).
 
     Example:
-        >>> from transferkit.data.fashion_tasks import task_sequence
+        >>> from transferkit.data import task_sequence
         >>> pnn = ProgressiveNetworks(backbone="builtin:small-cnn", epochs=2)
         >>> pnn.fit(task_sequence(train, 5), eval_tasks=task_sequence(test, 5))
         >>> pnn.continual_metrics_["forgetting"]        # 0.0

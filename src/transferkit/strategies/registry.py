@@ -2,10 +2,19 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 
 from ..errors import TransferkitError
 
 _REGISTRY: dict[str, type] = {}
+# Every strategy module of this package; each registers its classes on import.
+STRATEGY_MODULES = (
+    "finetune", "freeze", "features", "lora",                # reuse weights
+    "domain_adaptation", "adversarial",                       # domain shift
+    "fewshot", "zeroshot",                                    # scarce data
+    "multitask", "progressive", "continual", "distill",       # many tasks, efficiency
+)
+_loaded = False
 
 
 def register_strategy(cls):
@@ -20,9 +29,13 @@ def register_strategy(cls):
 
 
 def _ensure_loaded():
-    from . import _load_all  # noqa: F401  (imports every strategy module once)
-
-    _load_all()
+    """Import every strategy module once, so that the registry holds them all."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for mod in STRATEGY_MODULES:
+        importlib.import_module(f"{__package__}.{mod}")
 
 
 def get_strategy_class(name: str) -> type:

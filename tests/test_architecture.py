@@ -90,3 +90,49 @@ def test_no_import_circle():
         if v not in index:
             visit(v)
     assert not circles, f"import circles: {circles}"
+
+
+# -- public seams ----------------------------------------------------------------------------------------------
+
+# obj._name reaches allowed where the object is, in effect, the method's own instance.
+REACH_IN_ALLOWED = {
+    ("strategies/base.py", "obj._restore"): "Strategy.load restores the instance it has just built",
+}
+
+
+def _reach_ins(path: Path) -> list[tuple[int, str]]:
+    """``x._name`` and ``getattr(x, "_name")`` on anything but ``self``, ``super()`` or a classmethod's ``cls``."""
+    found = []
+
+    def own(value, owners) -> bool:
+        if isinstance(value, ast.Name):
+            return value.id in owners
+        return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "super"
+
+    def private(name) -> bool:
+        return isinstance(name, str) and name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+    def visit(node, owners):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = node.args.posonlyargs + node.args.args
+            first = args[0].arg if args else None
+            owners = {"self"} | ({"cls"} if first == "cls" else set())
+        if isinstance(node, ast.Attribute) and private(node.attr) and not own(node.value, owners):
+            found.append((node.lineno, ast.unparse(node)))
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "setattr", "hasattr")
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and private(node.args[1].value)
+                and not own(node.args[0], owners)):
+            found.append((node.lineno, ast.unparse(node)))
+        for child in ast.iter_child_nodes(node):
+            visit(child, owners)
+
+    visit(ast.parse(path.read_text()), {"self"})
+    return found
+
+
+def test_no_reach_in_to_another_objects_private_state():
+    """Objects talk through public methods: a private name of another object or library is a reach-in."""
+    bad = [f"{path.relative_to(ROOT)}:{line}: {text}" for path in sorted(MODULES.values())
+           for line, text in _reach_ins(path)
+           if (str(path.relative_to(ROOT)), text.split("(")[0]) not in REACH_IN_ALLOWED]
+    assert not bad, "reach-ins (add a public method instead):\n" + "\n".join(bad)

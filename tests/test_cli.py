@@ -54,6 +54,14 @@ def test_cli_errors_are_clean():
     assert r.exit_code == 2 and "Unknown dataset" in r.output
 
 
+def test_a_missing_data_role_is_named_before_anything_is_read_or_written(tmp_path):
+    out = tmp_path / "dann"
+    r = runner.invoke(app, ["fit", "--strategy", "dann", "--data", "/no/such/dir", "--out", str(out)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "'dann' needs data role(s) ['target']" in r.output and "Pass --target" in r.output
+    assert not out.exists()
+
+
 def test_recipes_are_data_not_code(tmp_path):
     evil = tmp_path / "evil.yaml"
     evil.write_text("strategy: !!python/object/apply:os.system ['echo pwned']\ndata: digits\n")

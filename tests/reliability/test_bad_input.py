@@ -100,7 +100,7 @@ def _strategy_from_module(module: str, **params):
     if not classes:
         pytest.skip(f"transferkit.strategies.{module} registers no strategy yet.")
     cls = classes[0]
-    valid = set(cls._get_param_names())
+    valid = set(cls.param_names())
     base = dict(backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=32, progress=False)
     base.update(params)
     return cls(**{k: v for k, v in base.items() if k in valid})

@@ -17,6 +17,7 @@ from sklearn.base import clone
 from transferkit.data import from_arrays, resolve_augment
 from transferkit.errors import TransferkitError
 from transferkit.strategies import create_strategy, list_strategies
+from transferkit.strategies.base import MissingRoleError
 
 FAMILIES = ("reuse-weights", "domain-shift", "scarce-data", "many-tasks", "efficiency")
 STRATEGIES = sorted(list_strategies())
@@ -77,6 +78,23 @@ def test_family_is_one_of_the_five(name):
     cls = list_strategies()[name]
     assert cls.family in FAMILIES, f"{name}: family {cls.family!r}"
     assert (cls.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+@pytest.mark.parametrize("name", _cases("check_params"))
+def test_the_default_parameters_pass_their_own_check(name):
+    s = create_strategy(name)
+    assert s.check_params() is s and type(s).param_names() == sorted(s.get_params(deep=False))
+
+
+@pytest.mark.parametrize("name", _cases("fit_roles"))
+def test_fit_roles_names_each_missing_role(name):
+    cls = list_strategies()[name]
+    extra = [r for r in cls.data_roles if r not in ("train", "val")]
+    assert cls.fit_roles({r: f"<{r}>" for r in cls.data_roles}) == {r: f"<{r}>" for r in extra}
+    if extra:
+        with pytest.raises(MissingRoleError, match=f"{name!r} needs data role.*{extra}") as e:
+            cls.fit_roles({"train": "<train>"})
+        assert e.value.missing == extra
 
 
 # -- fitted on tiny colour images ----------------------------------------------------------------------------

@@ -43,20 +43,6 @@ def _n_params(strategy) -> int | None:
     return None
 
 
-def _fit_kwargs(cls, name, available: dict):
-    """Keyword roles for ``cls.fit``; raises naming the missing role."""
-    from ..strategies.base import ROLES
-
-    kwargs = {}
-    for role in getattr(cls, "data_roles", ("train",)):
-        if role in ("train", "val"):
-            continue
-        if available.get(role) is None:
-            raise LookupError(f"needs {ROLES.get(role, role)} (role {role!r}), which this bench does not have")
-        kwargs[role] = available[role]
-    return kwargs
-
-
 def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int = 3, batch_size: int = 64,
           seed: int = 0, out=None, params: dict | None = None, roles: dict | None = None,
           time_budget_s: float | None = None, rank_by: str = "accuracy", pretrained: bool = True,
@@ -79,6 +65,7 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
     """
     from ..engine import write_result
     from ..strategies import get_strategy_class
+    from ..strategies.base import MissingRoleError
 
     check_choice("bench", "rank_by", rank_by, RANK_BY)
     if isinstance(strategies, str):
@@ -110,7 +97,7 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
             row.update(status="skipped", reason=str(e))
             continue
         row["family"] = getattr(cls, "family", "")
-        accepted = set(cls._get_param_names())
+        accepted = set(cls.param_names())
         kw = {k: v for k, v in shared.items() if k in accepted}
         extra = dict(params.get(name, {}))
         bad = sorted(set(extra) - accepted)
@@ -128,9 +115,9 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
         if "teacher" in roles_needed and available.get("teacher") is None and fitted:
             available["teacher"] = max(fitted, key=lambda f: f[1])[0]
         try:
-            fit_roles = _fit_kwargs(cls, name, available)
-        except LookupError as e:
-            row.update(status="skipped", reason=str(e))
+            fit_roles = cls.fit_roles(available)
+        except MissingRoleError as e:
+            row.update(status="skipped", reason=f"{e} This bench does not have it.")
             continue
         try:
             strat = cls(**kw)

@@ -152,10 +152,7 @@ def validate_params(name: str, params: dict):
             raise TransferkitError(f"The {key!r} parameter of {owner} must be {want}; got {value!r} "
                                    f"(a {type(value).__name__}). Example: -p {key}={_example(declared[key][1], kinds)}.")
     model = create_strategy(name, **params)
-    check = getattr(model, "_validate_params", None)
-    if check is not None:
-        check()
-    return model
+    return model.check_params()
 
 
 def _example(default, kinds) -> str:
@@ -289,6 +286,7 @@ def fit(
     def body():
         from ..data import load_dataset, stratified_split
         from ..strategies import get_strategy_class
+        from ..strategies.base import MissingRoleError
         from ..utils import RunLock
 
         # 1. Everything is validated before any work starts.
@@ -316,6 +314,11 @@ def fit(
             continual = sorted(k for k, c in list_strategies().items() if "tasks" in c.data_roles)
             raise TransferkitError(f"--tasks {n_tasks}: strategy {name!r} learns one task; --tasks splits the data "
                                    f"into tasks for the continual strategies only ({', '.join(continual)}).")
+        if "tasks" not in klass.data_roles:  # the data roles fit needs, before any data is read
+            try:
+                klass.fit_roles({r: cfg.get(r) for r in klass.data_roles})
+            except MissingRoleError as e:
+                raise TransferkitError(f"{e} Pass --{e.missing[0]} (see `transferkit strategies`).") from None
         frac = test_fraction if test_fraction is not None else cfg.get("test_fraction", 0.2)
         if not cfg.get("test") and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac < 1):
             raise TransferkitError(f"--test-fraction must be a number strictly between 0 and 1; got {frac!r}.")
@@ -324,7 +327,7 @@ def fit(
         check_choice("fit", "--on-error", mode, ("raise", "skip"))
         out_dir = Path(out or cfg.get("out") or "runs/fit")
         check_out_dir(out_dir, "--out", [cfg.get(r) for r in ("data", "test", "target")])
-        valid = klass._get_param_names()
+        valid = klass.param_names()
         if "checkpoint_dir" in valid:
             params.setdefault("checkpoint_dir", str(out_dir / "checkpoints"))
             params["resume"] = resume
@@ -342,12 +345,7 @@ def fit(
                 train, test_ds = stratified_split(train, frac, seed=params.get("seed", 0))
             if "tasks" in klass.data_roles:
                 return _fit_task_sequence(model, train, test_ds, n_tasks or 5, out_dir)
-            roles = {r: _load_role(r, cfg.get(r)) for r in klass.data_roles if r not in ("train", "val") and cfg.get(r)}
-            missing = [r for r in klass.data_roles if r not in ("train", "val") and r not in roles]
-            if missing:
-                raise TransferkitError(f"strategy {name!r} needs data role(s) {missing}: pass --{missing[0]} "
-                                       f"(see `transferkit strategies`).")
-            model.fit(train, **roles)
+            model.fit(train, **klass.fit_roles({r: _load_role(r, cfg[r]) for r in klass.data_roles if cfg.get(r)}))
             metrics = model.evaluate(test_ds)
             if _is_main_process():
                 model.save(out_dir / "model")

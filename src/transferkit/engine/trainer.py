@@ -73,8 +73,9 @@ def effective_precision(precision: str, accelerator: str, warn: bool = True) -> 
     return prec
 
 
-def get_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "auto", loggers=None):
-    """One launched Fabric per configuration and process (``launch`` may only run once)."""
+def get_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "auto"):
+    """One launched Fabric per configuration and process (``launch`` may only run once). It holds no loggers: each
+    Trainer writes to its own (metric loggers log on the global rank zero only)."""
     from lightning_fabric import Fabric
 
     precision = effective_precision(precision, accelerator)
@@ -89,9 +90,7 @@ def get_fabric(accelerator: str = "auto", devices: int = 1, precision: str = "au
         fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision, strategy=strategy)
         fabric.launch()
         _FABRICS[key] = fabric
-    fabric = _FABRICS[key]
-    fabric._loggers = list(loggers or [])
-    return fabric
+    return _FABRICS[key]
 
 
 class _StepModule(nn.Module):
@@ -143,7 +142,7 @@ class Trainer:
         self.epoch = 0
         self.global_step = 0
         self.should_stop = False
-        self._interrupted = None
+        self.interrupted_by = None  # the signal's name once SIGINT/SIGTERM arrived (set by _SignalGuard)
         self._partial = self._resume_partial = None  # running sums of an interrupted epoch
 
     # -- helpers available to tasks and callbacks ----------------------------------------------
@@ -164,7 +163,8 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, task, train_loader, val_loader=None) -> list[dict]:
-        self.fabric = fabric = get_fabric(self.accelerator, self.devices, self.precision, self._make_loggers())
+        self.fabric = fabric = get_fabric(self.accelerator, self.devices, self.precision)
+        self.metric_loggers = self._make_loggers()
         self.precision_ = effective_precision(self.precision, self.accelerator, warn=False)  # what actually runs
         self.task = task
         self._config = run_config(task, train_loader) if self.checkpoint_dir else {}
@@ -217,7 +217,7 @@ class Trainer:
                     self._call(hooks, "on_batch_end", self, logs)
                     bar.set_postfix(loss=f"{logs['loss']:.4f}")
                     bar.update(1)
-                    if self._interrupted is not None:
+                    if self.interrupted_by is not None:
                         bar.close()
                         self._partial = {"sums": dict(sums), "count": count}
                         self._interrupt(epoch, i + 1)
@@ -233,13 +233,14 @@ class Trainer:
                 if fabric.device.type == "cpu":
                     release_free_memory()  # back to the OS unless glibc keeps them for the next epoch (see there)
                 self.history.append(epoch_logs)
-                fabric.log_dict({k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}, step=epoch)
+                for logger in self.metric_loggers:  # Lightning loggers write on the global rank zero only
+                    logger.log_metrics({k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}, step=epoch)
                 self.print(_format_logs(epoch_logs))
                 self.save_checkpoint(epoch + 1, 0)
                 if self.should_stop:
                     break
         self._call(hooks, "on_fit_end", self)
-        for logger in fabric.loggers:
+        for logger in self.metric_loggers:
             logger.finalize("success")
         return self.history
 
@@ -310,7 +311,8 @@ class Trainer:
 
     @staticmethod
     def _set_epoch(loader, epoch):
-        for obj in (loader, getattr(loader, "sampler", None), getattr(getattr(loader, "_dataloader", None), "sampler", None)):
+        # Fabric's loader wrapper copies the wrapped loader's attributes, so ``sampler`` is the distributed one there
+        for obj in (loader, getattr(loader, "sampler", None)):
             if obj is not None and hasattr(obj, "set_epoch"):
                 obj.set_epoch(epoch)
 
@@ -412,7 +414,7 @@ class Trainer:
     def _interrupt(self, epoch, batch):
         self.save_checkpoint(epoch, batch)
         where = f" saved to {self.checkpoint_path}; rerun with resume=True (--resume) to continue" if self.checkpoint_path else ""
-        raise TrainingInterrupted(f"training interrupted by signal {self._interrupted} at epoch {epoch + 1}, batch {batch}; "
+        raise TrainingInterrupted(f"training interrupted by signal {self.interrupted_by} at epoch {epoch + 1}, batch {batch}; "
                                   f"checkpoint{where}.")
 
 
@@ -456,9 +458,9 @@ class _SignalGuard:
         return self
 
     def _handle(self, signum, frame):
-        if self.trainer._interrupted is not None:  # second signal: stop now
+        if self.trainer.interrupted_by is not None:  # second signal: stop now
             raise KeyboardInterrupt
-        self.trainer._interrupted = signal.Signals(signum).name
+        self.trainer.interrupted_by = signal.Signals(signum).name
 
     def __exit__(self, *exc):
         for sig, handler in self.old.items():

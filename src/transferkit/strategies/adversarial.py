@@ -136,10 +136,10 @@ def robustness(strategy: NeuralStrategy, data: ImageDataset, threat: dict | None
                max_samples: int | None = None, batch_size: int = 256, seed: int = 0) -> dict:
     """Clean and PGD robust accuracy of any fitted network strategy (FineTune, AdversarialFineTune, ...) on
     labelled ``data`` under ``threat`` (a :func:`~transferkit.robustness.threat_model` dict)."""
-    strategy._check_fitted()
+    strategy.check_fitted()
     labelled = (data.labels >= 0).nonzero()[0]
     data = data.subset(labelled) if len(labelled) < len(data) else data
-    strategy._check_classes(data)
+    strategy.check_classes(data)
     loader = strategy.loader(data, train=False, batch_size=batch_size)
     model = _LogitsModule(strategy)
     res = robust_accuracy(model, loader, threat, max_samples=max_samples, seed=seed)

@@ -36,6 +36,15 @@ ROLES = {
 }
 
 
+class MissingRoleError(TransferkitError):
+    """A strategy's ``fit`` needs data roles that were not given; ``missing`` lists them."""
+
+    def __init__(self, strategy: str, missing: list[str]):
+        self.strategy, self.missing = strategy, list(missing)
+        what = "; ".join(f"{r!r}: {ROLES.get(r, r)}" for r in self.missing)
+        super().__init__(f"strategy {strategy!r} needs data role(s) {self.missing} ({what}).")
+
+
 class Strategy(BaseEstimator):
     """Base of all strategies. Subclasses set ``name``, ``family``, ``data_roles`` and a docstring."""
 
@@ -59,6 +68,29 @@ class Strategy(BaseEstimator):
                     names.append(p.name)
         return sorted(names)
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The strategy's parameters (those of every ``__init__`` along the MRO), sorted."""
+        return cls._get_param_names()
+
+    def check_params(self) -> "Strategy":
+        """Check every parameter without fitting (what ``fit`` checks first); raises naming the bad one."""
+        self._validate_params()
+        return self
+
+    def _validate_params(self):
+        """The per-strategy parameter checks (``check_range``, ``check_choice``); subclasses extend it."""
+
+    @classmethod
+    def fit_roles(cls, available: dict) -> dict:
+        """The keyword data roles of ``fit`` (every declared role but ``train`` and ``val``) from the data a user
+        has, by role name; raises :class:`MissingRoleError` naming each declared role that is missing."""
+        needed = [r for r in cls.data_roles if r not in ("train", "val")]
+        missing = [r for r in needed if available.get(r) is None]
+        if missing:
+            raise MissingRoleError(cls.name, missing)
+        return {r: available[r] for r in needed}
+
     # -- contract ------------------------------------------------------------------------------
     def fit(self, train, **roles):
         raise NotImplementedError
@@ -72,20 +104,20 @@ class Strategy(BaseEstimator):
 
     def evaluate(self, data: ImageDataset) -> dict:
         """Accuracy, balanced accuracy, macro-F1, per-class accuracy, confusion matrix and ECE on ``data``."""
-        self._check_fitted()
+        self.check_fitted()
         labelled = np.flatnonzero(data.labels >= 0)
         if len(labelled) == 0:
             raise DataError(f"evaluate: {data.name or 'the dataset'} has no labelled images.")
         data = data.subset(labelled) if len(labelled) < len(data) else data
-        self._check_classes(data)
+        self.check_classes(data)
         proba = self.predict_proba(data)
         return classification_metrics(data.labels, proba=proba, classes=self.classes_)
 
-    def _check_fitted(self):
+    def check_fitted(self):
         if not hasattr(self, "classes_"):
             raise TransferkitError(f"This {type(self).__name__} is not fitted yet; call fit() first.")
 
-    def _check_classes(self, data: ImageDataset):
+    def check_classes(self, data: ImageDataset):
         if list(data.classes) != list(self.classes_):
             a, b = set(data.classes), set(self.classes_)
             raise DataError(f"{data.name or 'The dataset'} has classes that differ from the fitted ones: "
@@ -113,7 +145,7 @@ class Strategy(BaseEstimator):
         """Write ``strategy.json`` (name, params, classes, state) and ``model.safetensors``."""
         from safetensors.torch import save_file
 
-        self._check_fitted()
+        self.check_fitted()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         meta = {"kind": "transferkit.strategy", "name": self.name, "params": self.json_params(),
@@ -161,7 +193,7 @@ class Strategy(BaseEstimator):
         if not isinstance(meta["classes"], list) or not meta["classes"]:
             raise TransferkitError(f"{meta_path}: 'classes' must be a non-empty list of class names; got {meta['classes']!r}.")
         klass = get_strategy_class(meta["name"])
-        params = {k: v for k, v in meta["params"].items() if k in klass._get_param_names()}
+        params = {k: v for k, v in meta["params"].items() if k in klass.param_names()}
         obj = klass(**params)
         obj.classes_ = [str(c) for c in meta["classes"]]
         from ..backbones.weights import load_weights  # corrupt/truncated files raise a TransferkitError
@@ -430,7 +462,7 @@ class NeuralStrategy(Strategy):
     @torch.inference_mode()
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities (N, n_classes) for an ImageDataset or a [0, 1] tensor batch (B, C, H, W)."""
-        self._check_fitted()
+        self.check_fitted()
         model = self.model_.eval()
         device = next(model.parameters()).device
         if isinstance(data, torch.Tensor):

@@ -165,7 +165,7 @@ class TaskSequenceStrategy(NeuralStrategy):
         return out
 
     def _task_id(self, task):
-        self._check_fitted()
+        self.check_fitted()
         T = len(self.task_classes_)
         k = T - 1 if task is None else task
         if not isinstance(k, (int, np.integer)) or not -T <= k < T:

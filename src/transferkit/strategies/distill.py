@@ -42,18 +42,18 @@ class _Teacher:
         if isinstance(teacher, (str, Path)):
             teacher = Strategy.load(teacher)
         if isinstance(teacher, Strategy):
-            teacher._check_fitted()
+            teacher.check_fitted()
             if not isinstance(getattr(teacher, "model_", None), nn.Module) or not hasattr(teacher, "logits"):
                 raise TransferkitError(f"The teacher ({type(teacher).__name__}) has no network to distil; use a "
                                        f"network-trained strategy or an nn.Module.")
             self.classes = list(teacher.classes_)
             self.module = teacher.model_
-            self._logits = teacher.logits
+            self.raw_logits = teacher.logits
             bb = getattr(teacher, "backbone_", None)
         elif isinstance(teacher, nn.Module):
             self.classes = None
             self.module = teacher
-            self._logits = teacher
+            self.raw_logits = teacher
             bb = getattr(teacher, "backbone", None)
         else:
             raise TransferkitError("The 'teacher' must be a fitted transferkit strategy, the directory of a saved one, "
@@ -75,7 +75,7 @@ class _Teacher:
 
     @torch.no_grad()
     def logits(self, x):
-        return self._logits(self.adapt(x))
+        return self.raw_logits(self.adapt(x))
 
     @torch.no_grad()
     def features(self, x):
@@ -204,7 +204,7 @@ class Distill(NeuralStrategy):
         cfg = self.teacher_.data_config or self.backbone_.data_config
         logits = []
         for x, _ in make_loader(train.with_transform(ImageTransform(cfg)), 256):
-            logits.append(self.teacher_._logits(x).float().cpu())
+            logits.append(self.teacher_.raw_logits(x).float().cpu())
         targets = np.concatenate([train.labels[:, None].astype(np.float32), torch.cat(logits).numpy()], 1)
         return make_loader(WithTargets(train.with_transform(self.transform(True)), targets), self.batch_size,
                            shuffle=True, seed=self.seed, num_workers=self.num_workers, drop_last=True)

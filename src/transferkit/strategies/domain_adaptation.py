@@ -379,7 +379,7 @@ class DomainAdaptation(NeuralStrategy):
                       with_map: bool = True, max_points: int = 300) -> dict:
         """A result record: oracle target accuracy (labelled ``target_test``, evaluation only), validator scores,
         the model-selection summary, the proxy A-distance before/after and a t-SNE map of both domains."""
-        self._check_fitted()
+        self.check_fitted()
         metrics = {}
         if target_test is not None:
             target_test = align_classes(source, target_test, type(self).__name__, "target_test")

@@ -68,7 +68,8 @@ class FeatureExtraction(Strategy):
     SVM and ridge scores are turned into probabilities with a softmax of the decision function (argmax =
     the classifier's own prediction; not calibrated). After ``fit``: ``classifier_`` (the sklearn pipeline),
     ``best_params_``, ``cv_results_`` (mean CV accuracy per grid value), ``n_trainable_params_``
-    (the classifier's coefficients), ``extract_time_``, ``fit_time_``.
+    (the classifier's coefficients), ``extract_time_``, ``fit_time_``; for kNN also ``reference_features_`` and
+    ``reference_labels_`` (its reference set, standardised when ``standardize``).
 
     Example:
         >>> fe = FeatureExtraction(backbone="file:runs/pretrain", classifier="logreg").fit(train)
@@ -189,6 +190,9 @@ class FeatureExtraction(Strategy):
         self.fit_time_ = time.perf_counter() - t0
         self.classifier_fit_time_ = time.perf_counter() - t1
         self.n_features_ = int(X.shape[1])
+        if self.classifier == "knn":  # kNN's reference set, as its classifier step sees it (what save() writes)
+            self.reference_features_ = self.classifier_[:-1].transform(X) if len(self.classifier_) > 1 else X
+            self.reference_labels_ = np.asarray(y)
         self.n_params_ = count_parameters(self.backbone_) + self._n_classifier_params()
         self.n_trainable_params_ = self._n_classifier_params()
         self.history_ = []
@@ -200,7 +204,7 @@ class FeatureExtraction(Strategy):
             return int(clf.coef_.size + np.size(clf.intercept_))
         if hasattr(clf, "dual_coef_"):
             return int(clf.dual_coef_.size + clf.support_vectors_.size + np.size(clf.intercept_))
-        return int(getattr(clf, "_fit_X", np.zeros(0)).size)
+        return int(self.reference_features_.size)  # kNN: its reference set
 
     def _features_of(self, data) -> np.ndarray:
         import torch
@@ -215,7 +219,7 @@ class FeatureExtraction(Strategy):
 
     def predict_proba(self, data) -> np.ndarray:
         """Probabilities (N, n_classes) for an ImageDataset, a [0, 1] batch (B, C, H, W) or embeddings (N, D)."""
-        self._check_fitted()
+        self.check_fitted()
         X = self._features_of(data)
         clf = self.classifier_
         if hasattr(clf, "predict_proba") and self.classifier in ("logreg", "knn"):
@@ -247,7 +251,7 @@ class FeatureExtraction(Strategy):
             arrays.update({"clf.coef": clf.coef_, "clf.intercept": np.atleast_1d(clf.intercept_)})
         else:  # kNN keeps its training set; an RBF SVM is refitted from its support vectors on load
             if self.classifier == "knn":
-                arrays.update({"clf.X": clf._fit_X, "clf.y": clf.classes_[clf._y]})
+                arrays.update({"clf.X": self.reference_features_, "clf.y": self.reference_labels_})
             else:
                 arrays.update({"clf.X": clf.support_vectors_, "clf.y": clf.classes_[np.repeat(np.arange(len(clf.classes_)), clf.n_support_)]})
         t.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
@@ -273,12 +277,13 @@ class FeatureExtraction(Strategy):
             clf.n_features_in_ = self.n_features_
             if self.classifier == "logreg":
                 clf.n_iter_ = np.zeros(1, np.int32)
-            if self.classifier == "ridge":
-                from sklearn.preprocessing import LabelBinarizer
-
-                clf._label_binarizer = LabelBinarizer(pos_label=1, neg_label=-1).fit(a["clf.classes"])
+            if self.classifier == "ridge":  # its classes come from fit: fit one row per class, then set the weights
+                clf.fit(np.zeros((len(a["clf.classes"]), self.n_features_)), a["clf.classes"])
+                clf.coef_, clf.intercept_ = a["clf.coef"], a["clf.intercept"]
             self.classifier_ = pipe
         else:
             clf.fit(a["clf.X"], a["clf.y"])  # already-scaled features: fit the classifier step alone
             self.classifier_ = pipe
+            if self.classifier == "knn":
+                self.reference_features_, self.reference_labels_ = a["clf.X"], a["clf.y"]
         self.history_ = []

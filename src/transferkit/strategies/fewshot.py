@@ -115,7 +115,7 @@ class _FewShot(NeuralStrategy):
 
     def embed(self, images, *, cache: bool = False) -> torch.Tensor:
         """Embeddings (N, D) of images (any form accepted by ``predict``), through ``_transform_features``."""
-        self._check_fitted()
+        self.check_fitted()
         data = as_images(images, type(self).__name__)
         net = self.embedder
         if isinstance(data, torch.Tensor):
@@ -133,7 +133,7 @@ class _FewShot(NeuralStrategy):
     def predict_proba(self, data, support=None) -> np.ndarray:
         """Probabilities (N, n_classes): over the support's classes (``np.unique(labels)`` order) when
         ``support=(images, labels)`` is given, else over the base classes ``classes_``."""
-        self._check_fitted()
+        self.check_fitted()
         q = self.embed(data)
         if support is None:
             s, sy, n = self.base_features_, self.base_labels_, len(self.classes_)
@@ -153,7 +153,7 @@ class _FewShot(NeuralStrategy):
                  episodes: int = 600, seed: int = 0) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` N-way K-shot episodes drawn from ``data`` (the novel
         classes), on cached features of the (frozen) embedding network."""
-        self._check_fitted()
+        self.check_fitted()
         if not isinstance(data, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.evaluate expects an ImageDataset; got {type(data).__name__}.")
         sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=1,
@@ -381,7 +381,7 @@ class MAML(_FewShot):
     def predict_proba(self, data, support=None) -> np.ndarray:
         """Adapt to ``support=(images, labels)`` (``test_inner_steps`` steps), then probabilities of
         ``data`` (N, n_support_classes). MAML needs a support set."""
-        self._check_fitted()
+        self.check_fitted()
         if support is None:
             raise TransferkitError("MAML.predict needs a support set: predict(images, support=(images, labels)).")
         images, sy, classes = support_set(support, "MAML")
@@ -398,7 +398,7 @@ class MAML(_FewShot):
     def evaluate(self, data: ImageDataset, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15,
                  episodes: int = 600, seed: int = 0) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` episodes; each adapts the network (no feature cache)."""
-        self._check_fitted()
+        self.check_fitted()
         t0 = time.perf_counter()
         ep = sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=episodes,
                              seed=seed, class_names=data.classes)

@@ -39,7 +39,7 @@ PRETRAINED_BN_POLICY = "frozen"
 # The behaviour before issue 23's recipe: every layer at the rates given from the first step, BatchNorm training.
 # Pre-training from scratch uses it, and so do the benchmarks whose recorded figures were measured with it.
 PLAIN_RECIPE = {"lp_epochs": 0, "backbone_lr_mult": 1.0, "bn_policy": "eval"}
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.SyncBatchNorm)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm's BatchNormAct2d included
 
 
 class ReuseClassifier(Classifier):

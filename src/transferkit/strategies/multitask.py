@@ -352,7 +352,7 @@ class MultiTask(NeuralStrategy):
     @torch.inference_mode()
     def predict_tasks(self, data: ImageDataset) -> dict[str, np.ndarray]:
         """Per task: predicted class indices (N,) or regression values in the column's units (N,)."""
-        self._check_fitted()
+        self.check_fitted()
         outs = self._raw_outputs(self.loader(data, train=False, batch_size=256))
         return {s["name"]: self._decode(s, o) for s, o in zip(self.tasks_, outs)}
 
@@ -406,7 +406,7 @@ class MultiTask(NeuralStrategy):
     def evaluate(self, data: ImageDataset) -> dict:
         """``{"tasks": {name: metrics}}`` (accuracy / balanced accuracy / macro-F1 for classification, MAE /
         RMSE / R^2 in the column's units for regression), plus the main label's full metrics when it is a task."""
-        self._check_fitted()
+        self.check_fitted()
         out = {"tasks": self._evaluate_loader(self._targets_loader(data, train=False, batch_size=256))}
         if any(s["name"] == "label" for s in self.tasks_):
             out.update(super().evaluate(data))
@@ -419,7 +419,7 @@ class MultiTask(NeuralStrategy):
 
         The main metric of a task is accuracy (classification, higher is better) or MAE (regression, lower).
         """
-        self._check_fitted()
+        self.check_fitted()
         multi = self.evaluate(test)["tasks"]
         single, times = {}, {}
         for spec in self.tasks_:

@@ -50,7 +50,7 @@ def get_strategy_class(name: str) -> type:
 def create_strategy(name: str, **params):
     """Instantiate a registered strategy; unknown parameters are reported with the valid ones."""
     cls = get_strategy_class(name)
-    valid = cls._get_param_names()
+    valid = cls.param_names()
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise TransferkitError(f"Unknown parameter(s) {unknown} for strategy {name!r}; valid: {', '.join(valid)}.")

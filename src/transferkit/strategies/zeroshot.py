@@ -125,12 +125,12 @@ def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 # -- shared evaluation ------------------------------------------------------------------------------
 
 class _ZeroShotMixin:
-    """Predict over all classes / unseen only, and the ZSL / GZSL protocol, from ``_class_scores``."""
+    """Predict over all classes / unseen only, and the ZSL / GZSL protocol, from ``class_scores``."""
 
     family = "scarce-data"
     data_roles = ("train", "semantics")
 
-    def _class_scores(self, data) -> np.ndarray:
+    def class_scores(self, data) -> np.ndarray:
         """Compatibility scores (N, n_classes) over ``classes_`` (seen and unseen)."""
         raise NotImplementedError
 
@@ -164,15 +164,15 @@ class _ZeroShotMixin:
     def predict_proba(self, data, mode: str = "gzsl") -> np.ndarray:
         """Probabilities (N, n_classes) over ``classes_``: all classes ('gzsl', with calibrated stacking),
         unseen only ('zsl') or seen only ('seen'); excluded classes get probability 0."""
-        self._check_fitted()
-        s = self._calibrated(self._class_scores(data), mode)
+        self.check_fitted()
+        s = self._calibrated(self.class_scores(data), mode)
         s = s - s.max(1, keepdims=True)
         e = np.exp(s)
         return e / e.sum(1, keepdims=True)
 
     def predict(self, data, mode: str = "gzsl") -> np.ndarray:
         """Class indices into ``classes_`` (N,)."""
-        return self._calibrated(self._class_scores(data), mode).argmax(1)
+        return self._calibrated(self.class_scores(data), mode).argmax(1)
 
     def evaluate(self, data: ImageDataset, calibration: float | None = None) -> dict:
         """ZSL and GZSL metrics on ``data`` (its class names must be among ``classes_``).
@@ -181,7 +181,7 @@ class _ZeroShotMixin:
         ``gzsl_h`` (all candidates, with calibrated stacking), ``accuracy`` (= zsl_accuracy, or seen
         accuracy when ``data`` has no unseen images), counts, and the calibration used.
         """
-        self._check_fitted()
+        self.check_fitted()
         unknown = [c for c in data.classes if c not in self.classes_]
         if unknown:
             raise DataError(f"evaluate: classes {unknown} of {data.name or 'the data'} have no semantics; "
@@ -193,7 +193,7 @@ class _ZeroShotMixin:
         if calibration is not None:
             self.calibration = calibration
         try:
-            scores = self._class_scores(data)
+            scores = self.class_scores(data)
             seen_mask = np.isin(np.asarray(self.classes_)[y], self.seen_classes_)
             out = {"calibration": float(self.calibration or 0.0), "n_seen_images": int(seen_mask.sum()),
                    "n_unseen_images": int((~seen_mask).sum())}
@@ -263,7 +263,7 @@ class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
     def _fit_features(self, X: np.ndarray, y: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _class_scores(self, data) -> np.ndarray:
+    def class_scores(self, data) -> np.ndarray:
         return self._scores_from_features(self.features(data))
 
     def _extra_state(self) -> dict:
@@ -552,7 +552,7 @@ class ClipZeroShot(_ZeroShotMixin, Strategy):
 
     def image_embeddings(self, data: ImageDataset) -> torch.Tensor:
         """L2-normalised image embeddings (N, E)."""
-        self._check_fitted()
+        self.check_fitted()
         if not isinstance(data, ImageDataset):
             raise TransferkitError(f"ClipZeroShot expects an ImageDataset; got {type(data).__name__}.")
         out = []
@@ -562,7 +562,7 @@ class ClipZeroShot(_ZeroShotMixin, Strategy):
                 out.append(F.normalize(self.model_.encode_image(x.to(self.device)).float(), dim=-1).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.text_embeddings_.shape[1])
 
-    def _class_scores(self, data) -> np.ndarray:
+    def class_scores(self, data) -> np.ndarray:
         scale = float(self.model_.logit_scale.detach().exp()) if hasattr(self.model_, "logit_scale") else 100.0
         return (scale * self.image_embeddings(data) @ self.text_embeddings_.T).double().numpy()
 
@@ -583,6 +583,6 @@ def calibration_from_seen(model, seen_train: ImageDataset, n: int = 300, seed: i
     the best seen-class and the best unseen-class score on ``n`` seen training images. Pass it as
     ``evaluate(data, calibration=...)`` for generalized ZSL."""
     idx = np.random.default_rng(seed).choice(len(seen_train), size=min(n, len(seen_train)), replace=False)
-    s = model._class_scores(seen_train.subset(np.sort(idx)))
+    s = model.class_scores(seen_train.subset(np.sort(idx)))
     seen = np.isin(model.classes_, model.seen_classes_)
     return float(np.median(s[:, seen].max(1) - s[:, ~seen].max(1)))

@@ -17,9 +17,8 @@ from sklearn.base import clone
 from transferkit.data import from_arrays, resolve_augment
 from transferkit.errors import TransferkitError
 from transferkit.strategies import create_strategy, list_strategies
-from transferkit.strategies.base import MissingRoleError
+from transferkit.strategies.base import FAMILIES, MissingRoleError
 
-FAMILIES = ("reuse-weights", "domain-shift", "scarce-data", "many-tasks", "efficiency")
 STRATEGIES = sorted(list_strategies())
 # Optional parts a contract fit cannot have offline, as timm excludes models from its registry-wide tests.
 EXCLUDED_FROM_FIT = {"clip-zeroshot": "needs open_clip weights (a hub download); tests/strategies/test_zeroshot.py "

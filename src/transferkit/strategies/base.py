@@ -36,6 +36,10 @@ ROLES = {
 }
 
 
+# The five families of DESIGN.md; every strategy declares one.
+FAMILIES = ("reuse-weights", "domain-shift", "scarce-data", "many-tasks", "efficiency")
+
+
 class MissingRoleError(TransferkitError):
     """A strategy's ``fit`` needs data roles that were not given; ``missing`` lists them."""
 

@@ -1,0 +1,39 @@
+"""Continual learning: tasks arrive one after another. How much does each strategy forget?"""
+from __future__ import annotations
+
+from ..data import task_sequence
+from ..strategies import create_strategy
+from ..strategies.continual import compare_continual
+from .situation import Outcome, Situation, register_situation
+
+
+def run(ctx, b) -> Outcome:
+    n_tasks = ctx.train.num_classes // 2
+    tasks = task_sequence(ctx.cap(ctx.train, b["per_class"]), n_tasks)
+    evals = task_sequence(ctx.cap(ctx.test, b["per_class"] // 2), n_tasks)
+    epochs = ctx.epochs(len(tasks[0]), scale=0.5)
+    strategies = {name: create_strategy(name, **ctx.common(backbone=ctx.backbone, epochs=epochs, lr=1e-3))
+                  for name in b["candidates"]}
+    res = compare_continual(strategies, tasks, evals)
+    scores, forgetting = {}, {}
+    for name, s in strategies.items():
+        met = res[name]["metrics"]
+        scores[name], forgetting[name] = met["average_accuracy"], met["forgetting"]
+        ctx.record(SITUATION.name, name, s, {"accuracy": met["average_accuracy"], **met,
+                                             "accuracy_matrix": res[name]["accuracy_matrix"]})
+    winner = max(scores, key=scores.get)
+    reason = (f"after {n_tasks} tasks, {winner} averages {scores[winner]:.1%} over all tasks with forgetting "
+              f"{forgetting[winner]:.1%}; sequential fine-tuning forgets "
+              f"{forgetting.get('sequential-finetune', float('nan')):.1%}")
+    return Outcome(SITUATION.name, SITUATION.question, "average accuracy after the last task", scores, winner,
+                   reason, details={"forgetting": forgetting})
+
+
+SITUATION = register_situation(Situation(
+    name="continual",
+    question="Tasks arrive one after another: how much does each strategy forget?",
+    family="many-tasks", approach="progressive", run=run,
+    candidates=("sequential-finetune", "ewc", "progressive"),
+    budget={"per_class": 150}, quick={"per_class": 40},
+    constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "sequential"},
+))

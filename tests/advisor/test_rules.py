@@ -43,6 +43,20 @@ def test_scenario_maps_to_expected_approach(situation, given, measured, expected
     assert expected in text and words in text
 
 
+@pytest.mark.parametrize("given,expected", [
+    (dict(robustness=True), "adversarial-training"), (dict(has_target=True), "domain-adaptation"),
+    (dict(new_class_shots=5), "few-shot"), (dict(tasks="together"), "multi-task"), (dict(tasks="sequential"), "progressive"),
+    (dict(max_params=20_000), "distillation"),
+])
+def test_a_requirement_outranks_every_preference_a_measurement_adds(given, expected):
+    """A probe that fits (M1), 50 labels per class (S1) and the baseline (B1) give feature extraction 8 points, more
+    than most requirements; the requirement still decides."""
+    measured = {"labels_per_class": 50, "probe_accuracy": 0.95, "backbone_params": 200_000}
+    advice = advise(Constraints(**given), measured)
+    assert advice.top.approach == expected, advice.to_text()
+    assert advice.approach("feature-extraction").score >= advice.top.score - 1
+
+
 def test_measured_small_shift_demotes_domain_adaptation():
     near = advise(Constraints(labels_per_class=300, has_target=True), {"proxy_a_distance": 0.1})
     far = advise(Constraints(labels_per_class=300, has_target=True), {"proxy_a_distance": 1.6})

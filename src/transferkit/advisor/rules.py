@@ -1,9 +1,11 @@
 """The strategy advisor: explicit rules from your constraints (and measurements of your data) to a
 ranked list of approaches, each with the reasons in plain words.
 
-Every rule has an id, a condition and a number of points for one approach; the approaches are ranked by
-their total. Hard requirements (classes without images, a deployment budget the backbone breaks,
-robustness, tasks over time) weigh more than preferences (data size, compute). Where the data can settle
+Every rule has an id, a condition and a number of points for one approach. Requirements come first: an
+approach that a requirement calls for (classes without images, new classes with few examples, an unlabelled
+target domain, robustness, several tasks, a deployment budget the backbone breaks: ``REQUIREMENT_RULES``)
+ranks above every approach that only preferences (data size, a measured probe, compute) support, however many
+preference points those gather. Within a tier the approaches are ranked by their total. Where the data can settle
 a question, :func:`measure` measures instead of guessing: labels per class (dataset profile), how well
 the frozen features already fit (cross-validated linear probe, LogME), how far an unlabelled target is
 from the labelled data (proxy A-distance), the backbone's parameters and CPU latency.
@@ -17,7 +19,7 @@ Z1     classes with no images, described by attributes or text             zero-
 F1     new classes arrive with 1-5 examples each                           few-shot               +8
 F2     the labelled data has <= 5 images per class                         few-shot               +6
 D1     an unlabelled target-domain set exists                              domain-adaptation      +5
-D2     ... and the measured proxy A-distance is small (< 0.5)              domain-adaptation      -3
+D2     ... and the measured proxy A-distance is small (< 0.5)              domain-adaptation      -5
 D3     ... or large (>= 1.0)                                               domain-adaptation      +2
 A1     robustness to adversarial perturbations is required                 adversarial-training   +7
 T1     several related tasks are available together                        multi-task             +6
@@ -56,6 +58,8 @@ PROBE_POOR = 0.70         # probe accuracy below which the features "fit poorly"
 # photos with ImageNet Lite0 (BENCHMARKS.md, "Fine-tune or extract features?") 122 labels per class fired S2
 # (fine-tuning) while the measured probe (96%) was right: frozen features won at every label budget.
 MEASURED_WEIGHT = 4
+# The rules of requirements: an approach whose points from these are positive ranks above the preference-only ones.
+REQUIREMENT_RULES = frozenset({"Z1", "F1", "F2", "D1", "D2", "D3", "A1", "T1", "T2", "E1"})
 SHIFT_SMALL = 0.5         # proxy A-distance below which domains barely differ
 SHIFT_LARGE = 1.0         # proxy A-distance from which the shift is large
 
@@ -251,7 +255,7 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
              "adaptation uses them to align the features, so a model trained on your labelled images also works "
              "there (e.g. day -> night).")
         if shift is not None and shift < SHIFT_SMALL:
-            rule("D2", "domain-adaptation", -3, f"the measured distance between the two sets is small "
+            rule("D2", "domain-adaptation", -5, f"the measured distance between the two sets is small "
                  f"({shift:.2f} < {SHIFT_SMALL}), so the domains barely differ: plain training on the labelled "
                  f"images (source-only) will likely do as well.")
         elif shift is not None and shift >= SHIFT_LARGE:
@@ -326,7 +330,8 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
             strategies=[n for n in names if n in available], unavailable=[n for n in names if n not in available],
             reasons=[why for _, _, why in hits], rules=[rid for rid, _, _ in hits], summary=summary, references=refs))
     order = list(APPROACHES)
-    ranked.sort(key=lambda r: (-r.score, order.index(r.approach)))
+    required = {a for a, hits in points.items() if sum(p for rid, p, _ in hits if rid in REQUIREMENT_RULES) > 0}
+    ranked.sort(key=lambda r: (r.approach not in required, -r.score, order.index(r.approach)))
     return Advice(ranked=ranked, facts=facts, measurements=m, constraints=asdict(c))
 
 

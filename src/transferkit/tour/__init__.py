@@ -12,7 +12,8 @@ One module per situation (``limited_labels.py``, ``domain_shift.py``, ...), each
     transferkit tour --dataset digits --quick   # a couple of minutes (CI)
 """
 from .runner import run_tour, summary_markdown
-from .situation import SHARED, Context, Outcome, Situation, list_situations, register_situation
+from .context import SHARED, Context
+from .situation import Outcome, Situation, list_situations, register_situation
 
 SITUATIONS = {name: s.question for name, s in list_situations().items()}
 

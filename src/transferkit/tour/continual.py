@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..data import task_sequence
+from ..engine.verdict import decide
 from ..strategies import create_strategy
 from ..strategies.continual import compare_continual
 from .situation import Outcome, Situation, register_situation
@@ -15,25 +16,25 @@ def run(ctx, b) -> Outcome:
     strategies = {name: create_strategy(name, **ctx.common(backbone=ctx.backbone, epochs=epochs, lr=1e-3))
                   for name in b["candidates"]}
     res = compare_continual(strategies, tasks, evals)
-    scores, forgetting = {}, {}
+    scores, forgetting, params = {}, {}, {}
     for name, s in strategies.items():
         met = res[name]["metrics"]
-        scores[name], forgetting[name] = met["average_accuracy"], met["forgetting"]
+        scores[name], forgetting[name], params[name] = met["average_accuracy"], met["forgetting"], s.n_params_
         ctx.record(SITUATION.name, name, s, {"accuracy": met["average_accuracy"], **met,
                                              "accuracy_matrix": res[name]["accuracy_matrix"]})
-    winner = max(scores, key=scores.get)
-    reason = (f"after {n_tasks} tasks, {winner} averages {scores[winner]:.1%} over all tasks with forgetting "
-              f"{forgetting[winner]:.1%}; sequential fine-tuning forgets "
+    v = decide(scores, cost=params, cost_unit="parameters")
+    reason = (f"average accuracy over all {n_tasks} tasks after the last one (one seed): {v.reason}; {v.winner} "
+              f"forgets {forgetting[v.winner]:.1%}, sequential fine-tuning "
               f"{forgetting.get('sequential-finetune', float('nan')):.1%}")
-    return Outcome(SITUATION.name, SITUATION.question, "average accuracy after the last task", scores, winner,
-                   reason, details={"forgetting": forgetting})
+    return Outcome(SITUATION.name, SITUATION.question, "average accuracy after the last task", scores, v.winner,
+                   reason, tied=v.tied, details={"forgetting": forgetting, "params": params})
 
 
 SITUATION = register_situation(Situation(
     name="continual",
     question="Tasks arrive one after another: how much does each strategy forget?",
     family="many-tasks", approach="progressive", run=run,
-    candidates=("sequential-finetune", "ewc", "progressive"),
+    candidates={"sequential-finetune": "fine-tuning", "ewc": "progressive", "progressive": "progressive"},
     budget={"per_class": 150}, quick={"per_class": 40},
     constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "sequential"},
 ))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from ..engine.verdict import decide
 from ..strategies import create_strategy
 from .situation import Outcome, Situation, register_situation
 
@@ -28,23 +29,24 @@ def run(ctx, b) -> Outcome:
         times[name] = time.perf_counter() - t0
         scores[name] = m["accuracy"]
         ctx.record(SITUATION.name, name, s, m, labels_per_class=k, time_s=times[name])
-    winner = max(scores, key=scores.get)
-    best_pre = max((n for n in scores if n != "finetune from scratch"), key=scores.get)
-    gain = scores[best_pre] - scores["finetune from scratch"]
-    verdict = ("the pre-trained features carry over" if gain >= 0.02 else
-               "at this data size the pre-trained features add little")
-    fast = min(times, key=times.get)
-    reason = (f"with {k} labels per class, the best use of the pre-trained backbone ({best_pre}, "
-              f"{scores[best_pre]:.1%}) is {gain:+.1%} against training from scratch: {verdict}; "
-              f"{fast} is the fastest ({times[fast]:.1f} s)")
-    return Outcome(SITUATION.name, SITUATION.question, "accuracy", scores, winner, reason, details={"time_s": times})
+    v = decide(scores, cost=times)
+    pre = {n: scores[n] for n in scores if SITUATION.candidates[n] is not None}
+    best_pre = max(pre, key=pre.get)
+    scratch = decide({best_pre: scores[best_pre], "from scratch": scores["finetune from scratch"]})
+    transfer = ("the pre-trained backbone adds nothing measurable at this size" if scratch.is_tie else
+                f"the pre-trained backbone is worth {100 * (scores[best_pre] - scores['finetune from scratch']):+.1f} "
+                f"points over training from scratch")
+    reason = f"{v.reason}. With {k} labels per class {transfer}"
+    return Outcome(SITUATION.name, SITUATION.question, "accuracy", scores, v.winner, reason, tied=v.tied,
+                   details={"time_s": times})
 
 
 SITUATION = register_situation(Situation(
     name="limited-labels",
     question="An ImageNet-style model and a few labelled images per class: fine-tune or extract features?",
     family="reuse-weights", approach="feature-extraction", run=run,
-    candidates=("features (logistic regression)", "finetune", "progressive unfreezing", "finetune from scratch"),
+    candidates={"features (logistic regression)": "feature-extraction", "finetune": "fine-tuning",
+                "progressive unfreezing": "fine-tuning", "finetune from scratch": None},
     budget={"labels_per_class": 20}, quick={"labels_per_class": 10},
     constraints=lambda b: {"labels_per_class": b["labels_per_class"]},
 ))

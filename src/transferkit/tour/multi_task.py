@@ -6,6 +6,7 @@ import copy
 import numpy as np
 
 from ..data import ImageDataset
+from ..engine.verdict import decide
 from ..strategies import create_strategy
 from .situation import Outcome, Situation, register_situation
 
@@ -41,13 +42,10 @@ def run(ctx, b) -> Outcome:
     scores = {shared: float(np.mean([v["accuracy"] for v in cmp["multi_task"].values()])),
               single: float(np.mean([v["accuracy"] for v in cmp["single_task"].values()]))}
     ctx.record(SITUATION.name, "multitask (uncertainty weighting)", mt, {"accuracy": scores[shared], **cmp})
-    winner = max(scores, key=scores.get)
-    if abs(scores[shared] - scores[single]) < 0.005:
-        winner = shared  # a tie: the shared network is the cheaper one to train and serve
-    reason = (f"over the tasks {', '.join(tasks)}: multi-task gain Delta_m = {cmp['delta_m']:+.1f}% "
-              f"({'a tie' if abs(cmp['delta_m']) < 0.5 else 'sharing helps' if cmp['delta_m'] > 0 else 'sharing hurts'}) "
-              f"with one backbone to train and serve instead of {len(tasks)}")
-    return Outcome(SITUATION.name, SITUATION.question, "mean task accuracy", scores, winner, reason,
+    v = decide(scores, cost={shared: 1, single: len(tasks)}, cost_unit="network(s)")
+    reason = (f"over the tasks {', '.join(tasks)} (one seed): {v.reason}; multi-task gain Delta_m = "
+              f"{cmp['delta_m']:+.1f}%")
+    return Outcome(SITUATION.name, SITUATION.question, "mean task accuracy", scores, v.winner, reason, tied=v.tied,
                    details={"delta_m": cmp["delta_m"]})
 
 
@@ -55,7 +53,7 @@ SITUATION = register_situation(Situation(
     name="multi-task",
     question="Related labels for the same images: one shared network, or one network per task?",
     family="many-tasks", approach="multi-task", run=run,
-    candidates=("one shared network", "one network per task"),
+    candidates={"one shared network": "multi-task", "one network per task": "fine-tuning"},
     budget={"per_class": 200}, quick={"per_class": 60},
     constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "together"},
 ))

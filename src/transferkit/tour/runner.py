@@ -8,7 +8,8 @@ from pathlib import Path
 from ..data import load_fashion_mnist, restrict_classes
 from ..errors import DataError, check_choice
 from ..utils import cache_dir, fingerprint, seed_everything, write_json
-from .situation import SHARED, Context, Situation, list_situations
+from .context import SHARED, Context
+from .situation import Outcome, Situation, list_situations
 
 
 def pretrained_backbone(ctx: Context) -> str:
@@ -28,15 +29,22 @@ def pretrained_backbone(ctx: Context) -> str:
     return f"file:{path}"
 
 
-def advisor_pick(situation: Situation, settings: dict, backbone: str) -> str:
-    """The advisor's top approach and the rules behind it, from what a practitioner in ``situation`` would say."""
+def advisor_beside(situation: Situation, settings: dict, ctx: Context, outcome: Outcome) -> None:
+    """Put the advisor's pick beside the measured verdict: its top approach from what a practitioner in this
+    situation would tell it and what it measures of the target data, and, where the two disagree, which evidence
+    wins and why."""
     from ..advisor.rules import Constraints, advise
-    from ..backbones import create_backbone
-    from ..utils import count_parameters
 
-    measurements = {"backbone_params": count_parameters(create_backbone(backbone))}
-    top = advise(Constraints(**situation.constraints(settings)), measurements).top
-    return f"{top.approach} ({', '.join(top.rules)})"
+    top = advise(Constraints(**situation.constraints(settings)), ctx.measurements()).top
+    outcome.advisor = f"{top.approach} ({', '.join(top.rules)})"
+    measured = {situation.candidates.get(n) for n in outcome.tied or [outcome.winner]} - {None}
+    if top.approach in measured:
+        outcome.advisor_note = ("agrees with the measurement" if len(measured) == 1 else
+                                "among the tied candidates' approaches (" + ", ".join(sorted(measured)) + ")")
+    else:
+        outcome.advisor_note = (f"disagrees: the measurement favours {', '.join(sorted(measured)) or outcome.winner}. "
+                                f"The measurement wins: the rules are priors from published results, the measurement "
+                                f"is this data under this budget")
 
 
 def run_tour(dataset: str | None = None, *, quick: bool = False, out="runs/tour", seed: int = 0,
@@ -69,7 +77,7 @@ def run_tour(dataset: str | None = None, *, quick: bool = False, out="runs/tour"
         ctx.log(f"\n== {name}: {situation.question}")
         settings = situation.settings(quick)
         outcome = situation.run(ctx, settings)
-        outcome.advisor = advisor_pick(situation, settings, ctx.backbone)
+        advisor_beside(situation, settings, ctx, outcome)
         outcome.details["time_s"] = time.perf_counter() - t0
         outcomes.append(outcome)
         ctx.log(f"   winner: {outcome.winner} - {outcome.reason} ({outcome.details['time_s']:.0f} s)")
@@ -93,5 +101,7 @@ def summary_markdown(summary: dict) -> str:
              "| situation | candidates (metric) | winner | why | advisor's rule-based pick |", "|---|---|---|---|---|"]
     for r in summary["situations"]:
         cands = ", ".join(f"{k} {v:.1%}" for k, v in r["scores"].items())
-        lines.append(f"| {r['situation']} | {cands} ({r['metric']}) | **{r['winner']}** | {r['reason']} | {r['advisor']} |")
+        note = f": {r['advisor_note']}" if r.get("advisor_note") else ""
+        lines.append(f"| {r['situation']} | {cands} ({r['metric']}) | **{r['winner']}** | {r['reason']} | "
+                     f"{r['advisor']}{note} |")
     return "\n".join(lines) + "\n"

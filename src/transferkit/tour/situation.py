@@ -28,12 +28,15 @@ class Outcome:
     winner: str
     reason: str
     tied: list = field(default_factory=list)
+    data: str = ""  # the data and backbone it was measured on (and why, when a fallback)
+    evidence: tuple = ()  # (labelled data, backbone spec) the advisor measures, when not the tour's target half
     advisor: str = ""
     advisor_note: str = ""
     details: dict = field(default_factory=dict)
 
     def row(self) -> dict:
         return {"situation": self.situation, "metric": self.metric, "winner": self.winner, "tied": list(self.tied),
+                "data": self.data,
                 "scores": {k: round(float(v), 4) for k, v in self.scores.items()}, "reason": self.reason,
                 "advisor": self.advisor, "advisor_note": self.advisor_note}
 

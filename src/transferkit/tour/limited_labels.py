@@ -50,8 +50,8 @@ def run(ctx, b) -> Outcome:
             m = s.fit(part).evaluate(test)
             scores[name], times[name] = m["accuracy"], s.fit_time_
             ctx.record(SITUATION.name, f"{name} @ {label} per class", s, m, dataset=data, labels_per_class=label)
-            if name == "finetune" and not k:
-                ctx.shared["photo finetune"] = s  # the teacher of the deployment situation
+            if name == "finetune" and photos is not None:
+                ctx.shared["photo finetune"] = s  # the deployment teacher: the fine-tuned model at the most labels
         v = decide(scores, cost=times)
         curve[label], tied[label], verdicts[label] = scores, v, _transfer(scores, v)
     first = next(iter(curve))

@@ -37,7 +37,7 @@ class Outcome:
     def row(self) -> dict:
         return {"situation": self.situation, "metric": self.metric, "winner": self.winner, "tied": list(self.tied),
                 "data": self.data,
-                "scores": {k: round(float(v), 4) for k, v in self.scores.items()}, "reason": self.reason,
+                "scores": {k: round(float(v), 6) for k, v in self.scores.items()}, "reason": self.reason,
                 "advisor": self.advisor, "advisor_note": self.advisor_note}
 
 

@@ -228,14 +228,15 @@ def build_report(results_dir, out=None, *, title: str | None = None) -> dict:
     # -- situations (a tour's tour.json: the winner of each situation and why) --------------------------
     tour = _read_tour(root)
     if tour:
-        head = ["situation", "candidates", "winner", "why", "advisor's pick"]
-        md += ["## Situations", "", "| " + " | ".join(head) + " |", "|---|---|---|---|---|"]
+        head = ["situation", "data", "candidates", "winner", "why", "advisor's pick"]
+        md += ["## Situations", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         trs = []
         for t in tour:
             scores = ", ".join(f"{k} {_fmt(v, 'pct')}" for k, v in (t.get("scores") or {}).items())
-            cells = [t.get("situation", ""), f"{scores} ({t.get('metric', '')})", t.get("winner", ""),
-                     t.get("reason", ""), t.get("advisor", "")]
-            trs.append("<tr>" + "".join(f"<td class=l>{'<b>' + _e(c) + '</b>' if i == 2 else _e(c)}</td>"
+            advisor = t.get("advisor", "") + (f": {t['advisor_note']}" if t.get("advisor_note") else "")
+            cells = [t.get("situation", ""), t.get("data", ""), f"{scores} ({t.get('metric', '')})",
+                     t.get("winner", ""), t.get("reason", ""), advisor]
+            trs.append("<tr>" + "".join(f"<td class=l>{'<b>' + _e(c) + '</b>' if i == 3 else _e(c)}</td>"
                                         for i, c in enumerate(cells)) + "</tr>")
             md.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
         md.append("")

@@ -77,6 +77,7 @@ def run_tour(dataset: str | None = None, *, quick: bool = False, out="runs/tour"
         ctx.log(f"\n== {name}: {situation.question}")
         settings = situation.settings(quick)
         outcome = situation.run(ctx, settings)
+        outcome.data = outcome.data or f"{dataset}, {ctx.budget['arch']} pre-trained on its source classes"
         advisor_beside(situation, settings, ctx, outcome)
         outcome.details["time_s"] = time.perf_counter() - t0
         outcomes.append(outcome)
@@ -98,10 +99,11 @@ def run_tour(dataset: str | None = None, *, quick: bool = False, out="runs/tour"
 def summary_markdown(summary: dict) -> str:
     lines = [f"## transferkit tour - {summary['dataset']} ({'quick' if summary['quick'] else 'full'}, "
              f"seed {summary['seed']}, {summary['total_s']:.0f} s)", "",
-             "| situation | candidates (metric) | winner | why | advisor's rule-based pick |", "|---|---|---|---|---|"]
+             "| situation | data | candidates (metric) | winner | why | advisor's rule-based pick |",
+             "|---|---|---|---|---|---|"]
     for r in summary["situations"]:
         cands = ", ".join(f"{k} {v:.1%}" for k, v in r["scores"].items())
         note = f": {r['advisor_note']}" if r.get("advisor_note") else ""
-        lines.append(f"| {r['situation']} | {cands} ({r['metric']}) | **{r['winner']}** | {r['reason']} | "
-                     f"{r['advisor']}{note} |")
+        lines.append(f"| {r['situation']} | {r['data']} | {cands} ({r['metric']}) | "
+                     f"**{r['winner']}** | {r['reason']} | {r['advisor']}{note} |")
     return "\n".join(lines) + "\n"

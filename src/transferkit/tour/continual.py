@@ -12,7 +12,7 @@ def run(ctx, b) -> Outcome:
     n_tasks = ctx.train.num_classes // 2
     tasks = task_sequence(ctx.cap(ctx.train, b["per_class"]), n_tasks)
     evals = task_sequence(ctx.cap(ctx.test, b["per_class"] // 2), n_tasks)
-    epochs = ctx.epochs(len(tasks[0]), scale=0.5)
+    epochs = ctx.epochs(len(tasks[0]), scale=b["step_scale"])  # of the shared min_steps, per task
     strategies = {name: create_strategy(name, **ctx.common(backbone=ctx.backbone, epochs=epochs, lr=1e-3))
                   for name in b["candidates"]}
     res = compare_continual(strategies, tasks, evals)
@@ -35,6 +35,7 @@ SITUATION = register_situation(Situation(
     question="Tasks arrive one after another: how much does each strategy forget?",
     family="many-tasks", approach="progressive", run=run,
     candidates={"sequential-finetune": "fine-tuning", "ewc": "progressive", "progressive": "progressive"},
-    budget={"per_class": 150}, quick={"per_class": 40},
+    # step_scale: each task trains for this fraction of the shared min_steps (0.3: 60 steps of 5 tasks x 3 strategies)
+    budget={"per_class": 150, "step_scale": 0.3}, quick={"per_class": 40, "step_scale": 0.5},
     constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "sequential"},
 ))

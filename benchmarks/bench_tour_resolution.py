@@ -34,7 +34,7 @@ def main():
             out[size] = {"data": outcome.data, "wall_s": round(time.perf_counter() - t0, 1),
                          "cpu_s": round(time.process_time() - cpu0, 1),
                          "curve": {k: {n: round(v, 4) for n, v in s.items()} for k, s in curve.items()},
-                         "verdict": {k: {"winner": (v := decide(s)).best, "tied": v.tied} for k, s in curve.items()}}
+                         "verdict": {k: {"best": (v := decide(s)).best, "tied": v.tied} for k, s in curve.items()}}
         print(json.dumps({size: out[size]}), flush=True)
     print(json.dumps({"threads": a.threads, "sizes": out}, indent=1))
 

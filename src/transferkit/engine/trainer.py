@@ -233,8 +233,9 @@ class Trainer:
                 if fabric.device.type == "cpu":
                     release_free_memory()  # back to the OS unless glibc keeps them for the next epoch (see there)
                 self.history.append(epoch_logs)
+                scalars = {k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}
                 for logger in self.metric_loggers:  # Lightning loggers write on the global rank zero only
-                    logger.log_metrics({k: v for k, v in epoch_logs.items() if isinstance(v, (int, float))}, step=epoch)
+                    logger.log_metrics(scalars, step=epoch)
                 self.print(_format_logs(epoch_logs))
                 self.save_checkpoint(epoch + 1, 0)
                 if self.should_stop:

@@ -54,8 +54,8 @@ class Context:
                           f"or pip install {pkg})")
         try:
             data = tuple(load_dataset(f"{dataset}:{split}", download=False) for split in splits)
-        except DataError as e:
-            return None, f"{dataset} is not available ({str(e).split(' and it could not')[0]}; point $TRANSFERKIT_DATA at it)"
+        except DataError as e:  # the loader's error names where it looked and how to get the data
+            return None, f"{dataset} is not available: {e}"
         return data, f"timm:{imagenet}" if imagenet else None
 
     def cap(self, ds: ImageDataset, per_class: int) -> ImageDataset:
@@ -71,7 +71,8 @@ class Context:
         """The parameters every candidate shares (seed, no progress bar, batch 64), updated by ``kw``."""
         return {"seed": self.seed, "progress": False, "batch_size": 64, **kw}
 
-    def record(self, situation: str, name: str, strategy, metrics: dict, *, dataset: str | None = None, **extra) -> None:
+    def record(self, situation: str, name: str, strategy, metrics: dict, *, dataset: str | None = None,
+               **extra) -> None:
         """Write one candidate's ``result.json`` under ``out/situation/name``."""
         res = strategy.result(metrics, data={"dataset": dataset or self.dataset, "situation": situation}, extra=extra)
         res["tour"] = {"situation": situation, "candidate": name}

@@ -26,8 +26,8 @@ def run(ctx, b) -> Outcome:
     reason = (f"average accuracy over all {n_tasks} tasks after the last one (one seed): {v.reason}; {v.winner} "
               f"forgets {forgetting[v.winner]:.1%}, sequential fine-tuning "
               f"{forgetting.get('sequential-finetune', float('nan')):.1%}")
-    return Outcome(SITUATION.name, SITUATION.question, "average accuracy after the last task", scores, v.winner,
-                   reason, tied=v.tied, details={"forgetting": forgetting, "params": params})
+    return SITUATION.outcome("average accuracy after the last task", scores, v, reason,
+                             details={"forgetting": forgetting, "params": params})
 
 
 SITUATION = register_situation(Situation(

@@ -79,8 +79,8 @@ def run(ctx, b) -> Outcome:
               f"{s['onnx_latency_ms_b1']:.1f} ms in ONNX Runtime against the teacher's {t['latency_ms_b1']:.1f} / "
               f"{t['onnx_latency_ms_b1']:.1f} ms; {v.winner} keeps {kept:.1%} of the teacher's accuracy "
               f"({scores[v.winner]:.1%} against {scores['teacher']:.1%}). {adds} (one seed): {v.reason}")
-    return Outcome(SITUATION.name, SITUATION.question, "accuracy", scores, v.winner, reason, tied=v.tied, data=data,
-                   evidence=(train, spec), details={**summ, "accuracy_kept": kept, "rows": rows})
+    return SITUATION.outcome("accuracy", scores, v, reason, data=data, evidence=(train, spec),
+                             details={**summ, "accuracy_kept": kept, "rows": rows})
 
 
 SITUATION = register_situation(Situation(

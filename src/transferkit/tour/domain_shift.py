@@ -57,9 +57,10 @@ def run(ctx, b) -> Outcome:
               f"Choosing without target labels (the best IM score) picks {label_free} ({scores[label_free]:.1%}); "
               f"the oracle, with the labels, would keep {max(oracle, key=oracle.get)} at its best epoch "
               f"({max(oracle.values()):.1%})")
-    return Outcome(SITUATION.name, SITUATION.question, "target test accuracy (IM-selected epoch)", scores, v.winner,
-                   reason, tied=v.tied, data=data, evidence=(source, settings["backbone"]),
-                   details={"oracle_selected": oracle, "im": im, "label_free_pick": label_free, "time_s": times})
+    return SITUATION.outcome("target test accuracy (IM-selected epoch)", scores, v, reason, data=data,
+                             evidence=(source, settings["backbone"]),
+                             details={"oracle_selected": oracle, "im": im, "label_free_pick": label_free,
+                                      "time_s": times})
 
 
 SITUATION = register_situation(Situation(

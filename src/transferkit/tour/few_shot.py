@@ -29,8 +29,7 @@ def run(ctx, b) -> Outcome:
     reason = (f"{n_way}-way on unseen classes over {b['episodes']} episodes, 5 shots: {v.reason}. {v.winner} reaches "
               f"{w[1]['accuracy']:.1%} ± {w[1]['ci95']:.1%} at 1 shot and {w[5]['accuracy']:.1%} ± "
               f"{w[5]['ci95']:.1%} at 5 shots (95% CI; chance {1 / n_way:.0%})")
-    return Outcome(SITUATION.name, SITUATION.question, "5-shot episode accuracy", scores, v.winner, reason,
-                   tied=v.tied, details={"ci95": spread, "time_s": times})
+    return SITUATION.outcome("5-shot episode accuracy", scores, v, reason, details={"ci95": spread, "time_s": times})
 
 
 SITUATION = register_situation(Situation(

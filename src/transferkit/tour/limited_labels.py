@@ -42,7 +42,7 @@ def run(ctx, b) -> Outcome:
         backbone, arch = spec, spec
         settings = scratch = {"input_size": b["size"]}  # every other setting: the strategies' defaults
         data = f"hymenoptera photos, {spec} (ImageNet weights) at {b['size']} px"
-    curve, tied, verdicts = {}, {}, {}
+    curve, verdict, texts = {}, {}, {}
     for k, part in points.items():
         label = k or f"all {len(part) // part.num_classes}"
         scores, times = {}, {}
@@ -53,12 +53,11 @@ def run(ctx, b) -> Outcome:
             if name == "finetune" and photos is not None:
                 ctx.shared["photo finetune"] = s  # the deployment teacher: the fine-tuned model at the most labels
         v = decide(scores, cost=times)
-        curve[label], tied[label], verdicts[label] = scores, v, _transfer(scores, v)
-    first = next(iter(curve))
-    reason = " ".join(f"At {label} per class: {text}." for label, text in verdicts.items())
-    return Outcome(SITUATION.name, SITUATION.question, f"accuracy at {first} labels per class", curve[first],
-                   tied[first].winner, reason + " One seed.", tied=tied[first].tied, data=data,
-                   evidence=(points[next(iter(points))], backbone), details={"curve": curve})
+        curve[label], verdict[label], texts[label] = scores, v, _transfer(scores, v)
+    first, k_first = next(iter(curve)), next(iter(points))  # the headline: the fewest labels
+    reason = " ".join(f"At {label} per class: {text}." for label, text in texts.items()) + " One seed."
+    return SITUATION.outcome(f"accuracy at {first} labels per class", curve[first], verdict[first], reason, data=data,
+                             evidence=(points[k_first], backbone), details={"curve": curve})
 
 
 def _transfer(scores: dict, v) -> str:

@@ -45,8 +45,7 @@ def run(ctx, b) -> Outcome:
     v = decide(scores, cost={shared: 1, single: len(tasks)}, cost_unit="network(s)")
     reason = (f"over the tasks {', '.join(tasks)} (one seed): {v.reason}; multi-task gain Delta_m = "
               f"{cmp['delta_m']:+.1f}%")
-    return Outcome(SITUATION.name, SITUATION.question, "mean task accuracy", scores, v.winner, reason, tied=v.tied,
-                   details={"delta_m": cmp["delta_m"]})
+    return SITUATION.outcome("mean task accuracy", scores, v, reason, details={"delta_m": cmp["delta_m"]})
 
 
 SITUATION = register_situation(Situation(

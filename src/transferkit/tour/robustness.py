@@ -32,8 +32,8 @@ def run(ctx, b) -> Outcome:
     reason = (f"under PGD-10 (L-inf, eps=8/255): {v.reason}; clean accuracy {clean[adv]:.1%} with adversarial "
               f"training against {clean['finetune']:.1%} without, at {times[adv] / times['finetune']:.1f}x the "
               f"training time")
-    return Outcome(SITUATION.name, SITUATION.question, "PGD-10 robust accuracy", scores, v.winner, reason,
-                   tied=v.tied, details={"clean_accuracy": clean, "threat_model": THREAT, "time_s": times})
+    return SITUATION.outcome("PGD-10 robust accuracy", scores, v, reason,
+                             details={"clean_accuracy": clean, "threat_model": THREAT, "time_s": times})
 
 
 SITUATION = register_situation(Situation(

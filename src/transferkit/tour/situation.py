@@ -70,6 +70,10 @@ class Situation:
     def settings(self, quick: bool) -> dict:
         return {"candidates": list(self.candidates), **(self.quick if quick else self.budget)}
 
+    def outcome(self, metric: str, scores: dict, verdict, reason: str, **fields) -> Outcome:
+        """This situation's :class:`Outcome` from the tie rule's ``verdict`` (``engine.verdict.decide``)."""
+        return Outcome(self.name, self.question, metric, scores, verdict.winner, reason, tied=verdict.tied, **fields)
+
 
 _REGISTRY: dict[str, Situation] = {}
 

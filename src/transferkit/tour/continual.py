@@ -36,6 +36,6 @@ SITUATION = register_situation(Situation(
     family="many-tasks", approach="progressive", run=run,
     candidates={"sequential-finetune": "fine-tuning", "ewc": "progressive", "progressive": "progressive"},
     # step_scale: each task trains for this fraction of the shared min_steps (0.3: 60 steps of 5 tasks x 3 strategies)
-    budget={"per_class": 150, "step_scale": 0.3}, quick={"per_class": 40, "step_scale": 0.5},
+    budget={"per_class": 150, "step_scale": 0.3}, quick={"per_class": 40, "step_scale": 0.2},
     constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "sequential"},
 ))

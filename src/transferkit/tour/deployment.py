@@ -32,6 +32,7 @@ def setup(ctx, b):
         b["max_params"] = 20_000
         return train, ctx.tgt_test, teacher, ctx.backbone, student, f"{ctx.dataset} (fallback: {spec})"
     train, test = photos
+    train = ctx.cap(train, b["photo_per_class"]) if b["photo_per_class"] else train
     teacher = ctx.shared.get("photo finetune") or create_strategy("finetune", **ctx.common(
         backbone=spec, input_size=b["size"])).fit(train)
     # The student sees the photos at its own, smaller size (the teacher's logits come from its own transform).
@@ -89,8 +90,8 @@ SITUATION = register_situation(Situation(
     family="efficiency", approach="distillation", run=run,
     candidates={"teacher": "fine-tuning", "student_scratch": "fine-tuning", "student_distilled": "distillation"},
     budget={"per_class": 300, "student": "builtin:micro-cnn", "photo_student": "builtin:mobile-cnn", "size": 160,
-            "student_size": 112, "photo_epochs": 20},
+            "student_size": 112, "photo_epochs": 20, "photo_per_class": None},
     quick={"per_class": 60, "student": "builtin:micro-cnn", "photo_student": "builtin:mobile-cnn", "size": 128,
-           "student_size": 96, "photo_epochs": 8},
+           "student_size": 96, "photo_epochs": 8, "photo_per_class": 20},
     constraints=lambda b: {"labels_per_class": b["per_class"], "max_params": b.get("max_params", 20_000)},
 ))

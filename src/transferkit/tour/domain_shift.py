@@ -70,6 +70,6 @@ SITUATION = register_situation(Situation(
     candidates={"source-only": "fine-tuning", "dann": "domain-adaptation", "mmd": "domain-adaptation",
                 "coral": "domain-adaptation", "cdan": "domain-adaptation"},
     budget={"source_per_class": 300, "usps_images": 1800, "epochs": 6},
-    quick={"source_per_class": 60, "usps_images": 600, "epochs": 3, "candidates": ["source-only", "dann", "coral"]},
+    quick={"source_per_class": 60, "usps_images": 600, "epochs": 2, "candidates": ["source-only", "dann", "coral"]},
     constraints=lambda b: {"labels_per_class": b["source_per_class"], "has_target": True},
 ))

@@ -34,7 +34,7 @@ def run(ctx, b) -> Outcome:
     train = related_tasks(ctx.cap(ctx.train, b["per_class"]), ctx.dataset)
     test = related_tasks(ctx.cap(ctx.test, b["per_class"] // 2), ctx.dataset)
     tasks = {k: "classification" for k in ["label", *sorted(train.extra)]}
-    mt = create_strategy("multitask", **ctx.common(backbone=ctx.backbone, epochs=ctx.epochs(len(train)), lr=1e-3,
+    mt = create_strategy("multitask", **ctx.common(backbone=ctx.backbone, epochs=ctx.epochs(len(train), scale=b["step_scale"]), lr=1e-3,
                                                    tasks=tasks, weighting="uncertainty"))
     mt.fit(train)
     cmp = mt.compare_single_task(train, test)
@@ -53,6 +53,7 @@ SITUATION = register_situation(Situation(
     question="Related labels for the same images: one shared network, or one network per task?",
     family="many-tasks", approach="multi-task", run=run,
     candidates={"one shared network": "multi-task", "one network per task": "fine-tuning"},
-    budget={"per_class": 200}, quick={"per_class": 60},
+    # step_scale: the fraction of the shared min_steps each network trains for
+    budget={"per_class": 200, "step_scale": 0.6}, quick={"per_class": 60, "step_scale": 0.5},
     constraints=lambda b: {"labels_per_class": b["per_class"], "tasks": "together"},
 ))

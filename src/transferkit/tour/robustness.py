@@ -13,7 +13,7 @@ THREAT = {"norm": "linf", "eps": 8 / 255, "steps": 10, "restarts": 1}
 def run(ctx, b) -> Outcome:
     train = ctx.cap(ctx.tgt_train, b["train_per_class"])
     test = ctx.cap(ctx.tgt_test, max(1, b["eval_images"] // len(ctx.target_classes)))
-    epochs = ctx.epochs(len(train))
+    epochs = ctx.epochs(len(train), scale=b["step_scale"])  # of the shared min_steps
     cands = {
         # the same schedule as the adversarial candidate (one rate, no probe phase): only the attack differs
         "finetune": create_strategy("finetune", **ctx.common(backbone=ctx.backbone, epochs=epochs, lr=1e-3,
@@ -41,6 +41,8 @@ SITUATION = register_situation(Situation(
     question="Someone may perturb the inputs on purpose: does adversarial fine-tuning pay for itself?",
     family="domain-shift", approach="adversarial-training", run=run,
     candidates={"finetune": "fine-tuning", "adversarial finetune (PGD)": "adversarial-training"},
-    budget={"train_per_class": 200, "eval_images": 300}, quick={"train_per_class": 40, "eval_images": 100},
+    # step_scale: the fraction of the shared min_steps each candidate trains for (the PGD candidate costs ~5x)
+    budget={"train_per_class": 200, "eval_images": 300, "step_scale": 0.6},
+    quick={"train_per_class": 40, "eval_images": 100, "step_scale": 0.5},
     constraints=lambda b: {"labels_per_class": b["train_per_class"], "robustness": True},
 ))

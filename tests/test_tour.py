@@ -51,5 +51,19 @@ def test_results_and_report_are_written(tour):
     assert len(list(out.rglob("result.json"))) >= 8 * 2
     html = (out / "report.html").read_text()
     # no external resource (a fallback's text may name where to download the data, as plain text)
-    assert "Situations" in html and not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", html)
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:)?//""", html)
+    assert re.findall(r"<section id='([^']*)'>", html) == list(SITUATIONS)  # one section per situation
     assert (out / "tour.md").read_text().count("| **") == len(SITUATIONS)
+
+
+def test_every_field_the_report_reads_is_written_by_some_run(tour):
+    from transferkit.engine.results import RESULT_FIELDS
+
+    def paths(d, prefix=""):
+        for k, v in d.items():
+            yield prefix + k
+            if isinstance(v, dict) and not prefix:
+                yield from paths(v, k + ".")
+
+    written = {p for f in tour[0].rglob("result.json") for p in paths(json.loads(f.read_text()))}
+    assert set(RESULT_FIELDS) <= written, sorted(set(RESULT_FIELDS) - written)

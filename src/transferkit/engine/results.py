@@ -9,6 +9,50 @@ from .allocator import allocator_name
 
 RESULT_FILE = "result.json"
 
+# The result schema: every part of a result record a reader (the report) may take, declared once, here where the
+# records are made. A dotted path reads into nested dicts. ``read_field`` refuses an undeclared path, and
+# tests/report/test_schema.py checks that every declared path is written by some run of the tour or of a fit.
+RESULT_FIELDS = {
+    "strategy": "the strategy's registry name",
+    "family": "its family (Strategy.family)",
+    "params": "its parameters",
+    "metrics": "every metric (the report lists the scalar ones per run)",
+    "history": "one dict per epoch: epoch, train_loss, val_loss, val_accuracy, ...",
+    "environment": "versions and machine",
+    "timings.fit_s": "fit wall-clock seconds",
+    "metrics.accuracy": "the headline accuracy on the evaluated data",
+    "metrics.balanced_accuracy": "mean per-class recall",
+    "metrics.macro_f1": "macro-averaged F1",
+    "metrics.ece": "expected calibration error",
+    "metrics.confusion_matrix": "rows: true class, columns: predicted (extra.classes order)",
+    "metrics.ci95": "few-shot: half-width of the episodes' 95% confidence interval of accuracy",
+    "metrics.n_way": "few-shot: classes per episode",
+    "metrics.k_shot": "few-shot: support images per class",
+    "metrics.cells": "few-shot (tour): {'N-way K-shot': the evaluation of that cell (accuracy, ci95, n_way, k_shot)}",
+    "metrics.average_accuracy": "continual: mean accuracy over all tasks after the last one",
+    "metrics.accuracy_matrix": "continual: row i = after training task i, column j = accuracy on task j",
+    "metrics.latency_ms_b1": "deployment: batch-1 CPU latency in PyTorch (ms)",
+    "metrics.params": "deployment: parameter count of the evaluated model",
+    "extra.classes": "class names in label order",
+    "extra.n_params": "parameter count",
+    "extra.labels_per_class": "limited labels (tour): labelled images per class the run trained on",
+    "extra.embedding_map": "domain shift: {'method', 'coords' (N, 2), 'domain' (N,)} of source and target embeddings",
+    "tour.situation": "the tour situation the run belongs to",
+    "tour.candidate": "its candidate name in that situation",
+}
+
+
+def read_field(result: dict, path: str, default=None):
+    """The value at ``path`` (a key of :data:`RESULT_FIELDS`) in ``result``, or ``default`` where it is absent."""
+    if path not in RESULT_FIELDS:
+        raise KeyError(f"{path!r} is not a declared result field; declare it in engine.results.RESULT_FIELDS")
+    value = result
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return default
+        value = value[part]
+    return value
+
 
 def make_result(*, strategy: str, family: str, params: dict, metrics: dict, history=None, timings=None,
                 data=None, extra=None) -> dict:

@@ -151,14 +151,17 @@ def snd_score(proba, temperature: float = 0.05) -> float:
 
 
 def embedding_map(source_features, target_features, *, source_labels=None, target_labels=None,
-                  max_points: int = 500, seed: int = 0, perplexity: float = 30.0) -> dict:
-    """2-D t-SNE coordinates (van der Maaten & Hinton 2008) of both domains' embeddings, for the report layer.
+                  max_points: int = 500, seed: int = 0, perplexity: float = 30.0, method: str = "tsne") -> dict:
+    """2-D coordinates of both domains' embeddings, for the report layer: t-SNE (van der Maaten & Hinton 2008)
+    or PCA (``method="pca"``: linear and instant; one projection fitted on both domains).
 
-    Returns ``{"method": "tsne", "coords": [[x, y], ...], "domain": ["source"|"target", ...], "label": [...]}``
+    Returns ``{"method": ..., "coords": [[x, y], ...], "domain": ["source"|"target", ...], "label": [...]}``
     with at most ``max_points`` points per domain.
     """
+    from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
+    check_choice("embedding_map", "method", method, ("tsne", "pca"))
     rng = np.random.default_rng(seed)
     parts, dom, lab = [], [], []
     for name, f, l in (("source", source_features, source_labels), ("target", target_features, target_labels)):
@@ -168,8 +171,10 @@ def embedding_map(source_features, target_features, *, source_labels=None, targe
         dom += [name] * len(idx)
         lab += (np.asarray(l)[idx].tolist() if l is not None else [-1] * len(idx))
     x = np.concatenate(parts)
-    coords = TSNE(2, perplexity=min(perplexity, max(2.0, (len(x) - 1) / 3)), init="pca", random_state=seed).fit_transform(x)
-    return {"method": "tsne", "coords": np.round(coords, 4).tolist(), "domain": dom, "label": [int(v) for v in lab]}
+    reducer = (PCA(2, random_state=seed) if method == "pca" else
+               TSNE(2, perplexity=min(perplexity, max(2.0, (len(x) - 1) / 3)), init="pca", random_state=seed))
+    coords = reducer.fit_transform(x)
+    return {"method": method, "coords": np.round(coords, 4).tolist(), "domain": dom, "label": [int(v) for v in lab]}
 
 
 # -- data ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..data import stratified_split
 from ..engine.verdict import decide
 from ..strategies import create_strategy
+from ..strategies.domain_adaptation import embedding_map
 from .situation import Outcome, Situation, register_situation
 
 
@@ -47,8 +48,10 @@ def run(ctx, b) -> Outcome:
         m, sel = s.evaluate(test), s.selection_report()  # the kept epoch: the validator's pick
         scores[name], times[name] = m["accuracy"], s.fit_time_
         oracle[name], im[name] = sel["oracle_target_accuracy_best_epoch"], sel["score"]
+        # source and target in 2-D (PCA): source-only shows them before alignment, each method after it
+        where = embedding_map(s.embed(source, 300), s.embed(target, 300), method="pca", seed=ctx.seed)
         ctx.record(SITUATION.name, name, s, {**m, "oracle_selected_accuracy": oracle[name]}, dataset=data,
-                   selection=sel)
+                   selection=sel, embedding_map=where)
     v = decide(scores, cost=times)
     label_free = max(im, key=im.get)
     base = ("source-only is among the tied: alignment adds nothing measurable" if "source-only" in v.tied else

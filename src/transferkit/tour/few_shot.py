@@ -62,15 +62,16 @@ def run(ctx, b) -> Outcome:
         results[name] = {f"{w}-way {k}-shot": s.evaluate(novel, n_way=w, k_shot=k, q_queries=QUERIES,
                                                          episodes=b["episodes"], seed=ctx.seed) for w, k in cells}
         times[name] = s.fit_time_
-        ctx.record(SITUATION.name, name, s, {"accuracy": results[name][_cell(cells[-2])]["accuracy"],
-                                             "cells": results[name], "chance": 1 / cells[-2][0]}, dataset=data)
+        ctx.record(SITUATION.name, name, s, {**results[name][_cell(cells[-2])], "cells": results[name],
+                                             "chance": 1 / cells[-2][0]}, dataset=data)
     verdicts = {c: decide({n: r[c]["accuracy"] for n, r in results.items()},
                           spread={n: r[c]["ci95"] for n, r in results.items()}, cost=times) for c in map(_cell, cells)}
     head = _cell(cells[-2])  # the most classes at one shot: Lake's 20-way one-shot on Omniglot
     v = verdicts[head]
     winners = {c: ("tie" if len(x.tied) > 1 else x.winner) for c, x in verdicts.items()}
     cells_text = " vs ".join(results) + ": " + "; ".join(
-        f"{c} " + " vs ".join(f"{r[c]['accuracy']:.1%} ± {r[c]['ci95']:.1%}" for r in results.values()) for c in winners)
+        f"{c} " + " vs ".join(f"{r[c]['accuracy']:.1%} ± {r[c]['ci95']:.1%}" for r in results.values())
+        for c in winners)
     agree = ("the same verdict in every cell" if len(set(winners.values())) == 1 else
              "cells differ: " + ", ".join(f"{c} {w}" for c, w in winners.items()))
     reason = (f"{b['episodes']} episodes of {QUERIES} queries per class, 95% CI; {head}: {v.reason}; {agree} "
@@ -78,7 +79,9 @@ def run(ctx, b) -> Outcome:
     # The advisor measures what a practitioner holds: one support set of new classes, on the winner's backbone.
     support = ctx.cap(restrict_classes(novel, range(cells[-1][0])), cells[-1][1])
     return SITUATION.outcome(f"{head} episode accuracy", {n: r[head]["accuracy"] for n, r in results.items()}, v,
-                             reason, data=data, evidence=(support, fitted[v.winner].backbone_), details={"cells": results, "time_s": times})
+                             reason, data=data, evidence=(support, fitted[v.winner].backbone_),
+                             spread={n: r[head]["ci95"] for n, r in results.items()},
+                             details={"cells": results, "time_s": times})
 
 
 def _cell(cell) -> str:

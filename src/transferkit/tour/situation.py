@@ -32,11 +32,13 @@ class Outcome:
     evidence: tuple = ()  # (labelled data, backbone spec) the advisor measures, when not the tour's target half
     advisor: str = ""
     advisor_note: str = ""
+    spread: dict = field(default_factory=dict)  # candidate -> run-to-run spread of its score, where measured
     details: dict = field(default_factory=dict)
 
     def row(self) -> dict:
-        return {"situation": self.situation, "metric": self.metric, "winner": self.winner, "tied": list(self.tied),
-                "data": self.data,
+        return {"situation": self.situation, "question": self.question, "metric": self.metric,
+                "winner": self.winner, "tied": list(self.tied), "data": self.data,
+                "spread": {k: round(float(v), 6) for k, v in self.spread.items()},
                 "scores": {k: round(float(v), 6) for k, v in self.scores.items()}, "reason": self.reason,
                 "advisor": self.advisor, "advisor_note": self.advisor_note}
 

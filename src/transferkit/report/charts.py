@@ -1,0 +1,155 @@
+"""The report's charts, drawn with matplotlib and returned as SVG text to inline in the page.
+
+Every chart is a ``matplotlib.figure.Figure`` (no pyplot: no global state, no GUI backend), saved as SVG with
+text kept as text, a fixed hash salt and no date, so the same results give the same bytes. The XML header and
+the RDF metadata are dropped (the page inlines the SVG without its namespace declarations, so it holds no URL).
+Every chart has a title and axis labels; error bars are drawn where a spread is given.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import numpy as np
+
+WIDTH, HEIGHT = 5.2, 3.2  # inches at 72 dpi in the SVG: about 375 x 230 px
+_RC = {"svg.hashsalt": "transferkit", "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 10,
+       "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _figure(width: float = WIDTH, height: float = HEIGHT):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def to_svg(fig) -> str:
+    """The figure as SVG text (deterministic; no XML header, no metadata)."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(text, n: int = 28) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def bars(values: dict, *, title: str, xlabel: str, errors: dict | None = None, highlight=()) -> str:
+    """Horizontal bars, one per candidate, with error bars (``errors``: name -> half-width); ``highlight``: the
+    winner or the tied candidates, drawn in a darker colour."""
+    names = [n for n, v in values.items() if _finite(v)]
+    if not names:
+        return ""
+    with _rc():
+        fig, ax = _figure(height=max(1.6, 0.45 * len(names) + 1.0))
+        y = np.arange(len(names))[::-1]
+        err = [(errors or {}).get(n) or 0.0 for n in names]
+        ax.barh(y, [values[n] for n in names], xerr=err if any(err) else None, capsize=3,
+                color=["#2b6cb0" if n in highlight else "#9fb8d6" for n in names])
+        ax.set_yticks(y, [_short(n) for n in names])
+        ax.set_xlim(0, max(1.0, max(values[n] + e for n, e in zip(names, err))))
+        for yi, n in zip(y, names):
+            ax.text(values[n], yi, f" {values[n]:.1%}", va="center", fontsize=8)
+        ax.set(title=title, xlabel=xlabel)
+        return to_svg(fig)
+
+
+def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | None = None,
+          logx: bool = False) -> str:
+    """One line per series (``series``: name -> (xs, ys)), with error bars where ``errors`` gives them."""
+    drawn = {n: [(x, y) for x, y in zip(xs, ys) if _finite(y)] for n, (xs, ys) in series.items()}
+    drawn = {n: p for n, p in drawn.items() if p}
+    if not drawn:
+        return ""
+    with _rc():
+        fig, ax = _figure()
+        for n, pts in drawn.items():
+            xs, ys = zip(*pts)
+            e = [v if _finite(v) else 0.0 for v in (errors or {}).get(n, [])][: len(xs)]
+            ax.errorbar(xs, ys, yerr=e if len(e) == len(xs) and any(e) else None, marker="o", markersize=3,
+                        capsize=3, label=_short(n))
+        if logx:
+            ax.set_xscale("log")
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        if len(drawn) > 1:
+            ax.legend(fontsize=7, frameon=False)
+        return to_svg(fig)
+
+
+def heatmap(matrix, rows, cols, *, title: str, xlabel: str, ylabel: str, normalize_rows: bool = False,
+            fmt: str = ".2f") -> str:
+    """A matrix as colours (``None``: not measured), with its values written in the cells when there is room."""
+    m = np.array([[v if _finite(v) else np.nan for v in row] for row in matrix], dtype=float)
+    if m.size == 0 or np.isnan(m).all():
+        return ""
+    if normalize_rows:
+        m = m / np.where(np.nansum(m, 1, keepdims=True) > 0, np.nansum(m, 1, keepdims=True), 1)
+    n = max(m.shape)
+    with _rc():
+        fig, ax = _figure(width=max(WIDTH, 0.35 * n + 2.5), height=max(HEIGHT, 0.3 * n + 1.8))
+        image = ax.imshow(np.ma.masked_invalid(m), cmap="Blues", vmin=0, vmax=max(1.0, np.nanmax(m)), aspect="auto")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        tilt = {"rotation": 45, "ha": "right"} if n > 4 else {}
+        ax.set_xticks(range(m.shape[1]), [_short(c, 14) for c in cols], **tilt)
+        ax.set_yticks(range(m.shape[0]), [_short(r, 18) for r in rows])
+        if n <= 12:
+            for (i, j), v in np.ndenumerate(m):
+                if np.isfinite(v):
+                    ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7,
+                            color="white" if v > 0.6 * max(1.0, np.nanmax(m)) else "black")
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        return to_svg(fig)
+
+
+def scatter(points: list, *, title: str, xlabel: str, ylabel: str, logx: bool = False, size_label: str = "") -> str:
+    """Labelled points (dicts with x, y, optional size: marker area scales with it, and label)."""
+    pts = [p for p in points if _finite(p.get("x")) and _finite(p.get("y")) and (not logx or p["x"] > 0)]
+    if not pts:
+        return ""
+    sizes = [p.get("size") for p in pts]
+    top = max((s for s in sizes if _finite(s)), default=None)
+    with _rc():
+        fig, ax = _figure()
+        for i, p in enumerate(pts):
+            area = 30 + 400 * (p["size"] / top) ** 0.5 if top and _finite(p.get("size")) else 40
+            ax.scatter(p["x"], p["y"], s=area, alpha=0.7, color=f"C{i % 10}", label=_short(p.get("label", "")))
+        if logx:
+            ax.set_xscale("log")
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        ax.legend(fontsize=7, frameon=False, title=f"marker area ~ {size_label}" if size_label and top else None,
+                  title_fontsize=7, loc="best")
+        return to_svg(fig)
+
+
+def embedding(coords, groups, *, title: str) -> str:
+    """A 2-D map of points coloured by group (e.g. source and target domains)."""
+    xy = np.asarray(coords, dtype=float)
+    if xy.ndim != 2 or xy.shape[1] != 2 or not len(xy):
+        raise ValueError("embedding coordinates must be (N, 2)")
+    groups = np.asarray([str(g) for g in groups])
+    with _rc():
+        fig, ax = _figure(width=4.2, height=3.6)
+        for i, g in enumerate(dict.fromkeys(groups)):
+            sel = groups == g
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=8, alpha=0.6, color=f"C{i % 10}", label=_short(g))
+        ax.set(title=title, xlabel="component 1", ylabel="component 2")
+        ax.legend(fontsize=7, frameon=False, markerscale=2)
+        return to_svg(fig)
+
+
+def _rc():
+    import matplotlib
+
+    return matplotlib.rc_context(_RC)

@@ -67,3 +67,19 @@ def test_every_field_the_report_reads_is_written_by_some_run(tour):
 
     written = {p for f in tour[0].rglob("result.json") for p in paths(json.loads(f.read_text()))}
     assert set(RESULT_FIELDS) <= written, sorted(set(RESULT_FIELDS) - written)
+
+
+def test_without_the_real_data_each_real_situation_falls_back_and_says_so(tmp_path, monkeypatch):
+    """A data root without the photos, USPS or Omniglot: the situations that use them run on the built-in data
+    and name what is missing, in the summary and in the report."""
+    monkeypatch.setenv("TRANSFERKIT_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "cache"))
+    real = ["limited-labels", "domain-shift", "few-shot"]
+    summary = run_tour("digits", quick=True, out=tmp_path / "run", situations=real, progress=False)
+    rows = {r["situation"]: r for r in summary["situations"]}
+    assert list(rows) == real
+    for name, r in rows.items():
+        assert "fallback:" in r["data"] and "not available" in r["data"], (name, r["data"])
+        assert r["winner"] in r["scores"]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert html.count("fallback:") >= len(real)

@@ -88,6 +88,42 @@ def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | 
         return to_svg(fig)
 
 
+def curves(histories: dict, *, title: str) -> str:
+    """Learning curves of several runs on one figure: loss (left) and accuracy (right) per epoch, one colour per
+    run, training solid and validation dashed. ``histories``: run name -> its per-epoch dicts."""
+    panels = {"loss": [], "accuracy": []}
+    for i, (name, history) in enumerate(histories.items()):
+        keys = list(dict.fromkeys(k for h in history for k in h))
+        for key in keys:
+            panel = "loss" if "loss" in key and key != "loss" else "accuracy" if "acc" in key else None
+            pts = [(h.get("epoch", j) + 1, h[key]) for j, h in enumerate(history) if _finite(h.get(key))]
+            if panel and pts:
+                panels[panel].append((i, name, key, pts))
+    panels = {k: v for k, v in panels.items() if v}
+    if not panels:
+        return ""
+    with _rc():
+        from matplotlib.figure import Figure
+
+        from matplotlib.ticker import MaxNLocator
+
+        n_lines = sum(len(v) for v in panels.values())
+        fig = Figure(figsize=(4.0 * len(panels) + 0.6, HEIGHT + 0.12 * n_lines), layout="constrained")
+        handles = {}
+        for ax, (ylabel, lines_) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels.items()):
+            for i, name, key, pts in lines_:
+                xs, ys = zip(*pts)
+                handles[_short(f"{name}: {key}", 48)], = ax.plot(
+                    xs, ys, color=f"C{i % 10}", linestyle="--" if key.startswith("val") else "-", marker="o",
+                    markersize=2)
+            ax.set(xlabel="epoch", ylabel=ylabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # below the panels, never over the lines
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=6, frameon=False)
+        fig.suptitle(f"{title} (training solid, validation dashed)", fontsize=10)
+        return to_svg(fig)
+
+
 def heatmap(matrix, rows, cols, *, title: str, xlabel: str, ylabel: str, normalize_rows: bool = False,
             fmt: str = ".2f") -> str:
     """A matrix as colours (``None``: not measured), with its values written in the cells when there is room."""
@@ -102,8 +138,8 @@ def heatmap(matrix, rows, cols, *, title: str, xlabel: str, ylabel: str, normali
         image = ax.imshow(np.ma.masked_invalid(m), cmap="Blues", vmin=0, vmax=max(1.0, np.nanmax(m)), aspect="auto")
         fig.colorbar(image, ax=ax, shrink=0.8)
         tilt = {"rotation": 45, "ha": "right"} if n > 4 else {}
-        ax.set_xticks(range(m.shape[1]), [_short(c, 14) for c in cols], **tilt)
-        ax.set_yticks(range(m.shape[0]), [_short(r, 18) for r in rows])
+        ax.set_xticks(range(m.shape[1]), [_short(c, 28) for c in cols], **tilt)
+        ax.set_yticks(range(m.shape[0]), [_short(r, 28) for r in rows])
         if n <= 12:
             for (i, j), v in np.ndenumerate(m):
                 if np.isfinite(v):

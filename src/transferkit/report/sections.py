@@ -6,13 +6,14 @@ runs of one folder answer one question). Every value is read through the result 
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from ..engine.results import read_field
-from . import svg
+from . import charts
 from .table import Column, Table
 
 
@@ -61,8 +62,8 @@ class Figures:
         path = self.figdir / f"{stem}.svg"
         path.write_text(content)
         self.paths.append(str(path))
-        # inline SVG needs no namespace attribute: the page then holds no URL at all
-        return content.replace(" xmlns='http://www.w3.org/2000/svg'", ""), f"![{stem}](figures/{stem}.svg)"
+        # inline SVG needs no namespace declaration: the page then holds no URL at all
+        return re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", content), f"![{stem}](figures/{stem}.svg)"
 
 
 def run_name(result: dict, root: Path) -> str:
@@ -82,22 +83,22 @@ def headline(result: dict) -> float | None:
 
 # -- the charts each family needs (today's SVG charts) ------------------------------------------------------
 
+def curves_chart(runs: list, stem: str, fig: Figures):
+    """The learning curves of every run that trained by epochs, on one figure (loss and accuracy)."""
+    histories = {name: [h for h in read_field(r, "history") or [] if isinstance(h, dict)] for name, r in runs}
+    histories = {n: h for n, h in histories.items() if h}
+    return fig(stem, charts.curves(histories, title="learning curves")) if histories else None
+
+
 def run_charts(r: dict, stem: str, fig: Figures) -> list:
-    """Learning curves and the confusion matrix of one run (what it holds)."""
-    history = [h for h in read_field(r, "history") or [] if isinstance(h, dict)]
-    xs = [h.get("epoch", i) + 1 for i, h in enumerate(history)]
-    keys = list(history[0]) if history else []
-    loss = {k: (xs, [_num(h.get(k)) for h in history]) for k in keys if "loss" in k and k != "loss"}
-    acc = {k: (xs, [_num(h.get(k)) for h in history]) for k in keys if "acc" in k}
-    out = [fig(f"{stem}_{name}", svg.line_chart(s, title=name, xlabel="epoch", ylabel=name))
-           for name, s in (("loss", loss), ("accuracy", acc))
-           if any(y is not None for _, ys in s.values() for y in ys)]
+    """The confusion matrix of one run, when it has one."""
+    out = []
     cm = read_field(r, "metrics.confusion_matrix")
     if isinstance(cm, list) and cm and len(cm) <= 100:
         classes = read_field(r, "extra.classes") or []
         cls = [str(c) for c in classes] if len(classes) == len(cm) else [str(i) for i in range(len(cm))]
-        out.append(fig(f"{stem}_confusion", svg.heatmap(cm, cls, cls, title="confusion matrix", xlabel="predicted",
-                                                         ylabel="true", normalize_rows=True)))
+        out.append(fig(f"{stem}_confusion", charts.heatmap(cm, cls, cls, title="confusion matrix (rows sum to 1)",
+                                                            xlabel="predicted", ylabel="true", normalize_rows=True)))
     return out
 
 
@@ -116,8 +117,8 @@ def shots_chart(runs: list, stem: str, fig: Figures):
         return None
     series = {s: (sorted(c), [c[k][0] for k in sorted(c)]) for s, c in curves.items()}
     errors = {s: [c[k][1] for k in sorted(c)] for s, c in curves.items()}
-    return fig(stem, svg.line_chart(series, errors=errors, title="accuracy against shots (95% CI)",
-                                    xlabel="examples per class (shots)", ylabel="accuracy"))
+    return fig(stem, charts.lines(series, errors=errors, title="accuracy against shots (95% CI)",
+                                  xlabel="examples per class (shots)", ylabel="accuracy"))
 
 
 def matrix_charts(runs: list, stem: str, fig: Figures) -> list:
@@ -129,9 +130,9 @@ def matrix_charts(runs: list, stem: str, fig: Figures) -> list:
             n = max(len(row) for row in mat)
             mat = [[_num(v) for v in row] + [None] * (n - len(row)) for row in mat]
             tasks = [f"task {j + 1}" for j in range(n)]
-            out.append(fig(f"{stem}_matrix{i}", svg.heatmap(mat, [f"after {t}" for t in tasks[:len(mat)]], tasks,
-                                                            title=f"{name}: accuracy matrix", fmt=".2f",
-                                                            xlabel="evaluated on", ylabel="trained up to")))
+            out.append(fig(f"{stem}_matrix{i}", charts.heatmap(mat, [f"after {t}" for t in tasks[:len(mat)]], tasks,
+                                                               title=f"{name}: accuracy matrix", fmt=".2f",
+                                                               xlabel="evaluated on", ylabel="trained up to")))
     return out
 
 
@@ -143,7 +144,7 @@ def embedding_charts(runs: list, stem: str, fig: Figures) -> list:
         if isinstance(emb, dict) and emb.get("coords"):
             groups = emb.get("domain") or ["points"] * len(emb["coords"])
             try:
-                out.append(fig(f"{stem}_map{i}", svg.points_map(
+                out.append(fig(f"{stem}_map{i}", charts.embedding(
                     emb["coords"], groups, title=f"{name}: {str(emb.get('method', 'embedding')).upper()} map")))
             except (TypeError, ValueError, KeyError):  # malformed coordinates: leave the map out
                 continue
@@ -160,8 +161,8 @@ def labels_chart(runs: list, stem: str, fig: Figures):
     if not any(len(c) > 1 for c in curves.values()):
         return None
     series = {s: (sorted(c), [c[k] for k in sorted(c)]) for s, c in curves.items()}
-    return fig(stem, svg.line_chart(series, title="accuracy against labels per class",
-                                    xlabel="labelled images per class", ylabel="accuracy"))
+    return fig(stem, charts.lines(series, title="accuracy against labels per class", logx=True,
+                                  xlabel="labelled images per class (log scale)", ylabel="accuracy"))
 
 
 def latency_chart(runs: list, stem: str, fig: Figures):
@@ -172,14 +173,14 @@ def latency_chart(runs: list, stem: str, fig: Figures):
     pts = [p for p in pts if p["x"] is not None and p["y"] is not None]
     if len(pts) < 2:
         return None
-    return fig(stem, svg.scatter_chart(pts, title="accuracy against batch-1 CPU latency (area ~ parameters)",
-                                       xlabel="latency (ms, log scale)", ylabel="accuracy", logx=True,
-                                       size_label="parameters"))
+    return fig(stem, charts.scatter(pts, title="accuracy against batch-1 CPU latency", ylabel="accuracy",
+                                    xlabel="latency (ms, log scale)", logx=True, size_label="parameters"))
 
 
 def family_charts(runs: list, stem: str, fig: Figures) -> list:
     """Every family chart ``runs`` (a list of (name, result)) hold data for."""
-    return [labels_chart(runs, f"{stem}_labels", fig), shots_chart(runs, f"{stem}_shots", fig),
+    return [curves_chart(runs, f"{stem}_curves", fig), labels_chart(runs, f"{stem}_labels", fig),
+            shots_chart(runs, f"{stem}_shots", fig),
             latency_chart(runs, f"{stem}_latency", fig), *matrix_charts(runs, stem, fig),
             *embedding_charts(runs, stem, fig)]
 
@@ -195,7 +196,7 @@ def runs_table(runs: list, bold=()) -> Table:
 
 
 def run_details(section: Section, runs: list, stem: str, fig: Figures) -> None:
-    """Each run's learning curves, confusion matrix and metrics, folded."""
+    """Each run's confusion matrix and metrics, folded."""
     for i, (name, r) in enumerate(runs):
         inner = Section(f"{stem}-{i}", name)
         scal = {k: v for k, v in (read_field(r, "metrics") or {}).items() if _num(v) is not None and k != "n"}
@@ -223,8 +224,9 @@ def situation_section(row: dict, runs: list, fig: Figures) -> Section:
     s.table(Table(["candidate", Column(row.get("metric", "score"), "pm")],
                   [[c, (v, spread.get(c))] for c, v in scores.items()],
                   bold=[i for i, c in enumerate(scores) if c in winners]))
-    s.figures([fig(f"{stem}_scores", svg.hbar_chart({c: _num(v) for c, v in scores.items()},
-                                                    title=row.get("metric", "score")))])
+    s.figures([fig(f"{stem}_scores", charts.bars({c: _num(v) for c, v in scores.items()}, errors=spread,
+                                                 highlight=winners, title="the candidates side by side",
+                                                 xlabel=row.get("metric", "score")))])
     s.text(row.get("reason", ""), strong=f"Verdict: {row.get('winner', '')}.")
     advisor = row.get("advisor", "") + (f": {row['advisor_note']}" if row.get("advisor_note") else "")
     if advisor:

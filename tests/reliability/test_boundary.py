@@ -72,6 +72,28 @@ def _manifest(tmp: Path, extra_rows=(), drop_last=0) -> Path:
 _ENV: list = []
 
 
+def _broken_result(tmp: Path) -> None:
+    """A result.json cut short, as a run killed mid-write leaves it."""
+    (tmp / "runs" / "a").mkdir(parents=True)
+    (tmp / "runs" / "a" / "result.json").write_text('{"kind": "transferkit.result", "metrics": {"accur')
+
+
+def _truncated_omniglot(tmp: Path) -> Path:
+    """A data root whose Omniglot zip is the first half of a real zip (an interrupted download); returns it."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(4):
+            png = io.BytesIO()
+            Image.fromarray(np.full((8, 8), 255, np.uint8)).save(png, format="PNG")
+            z.writestr(f"images_background_small1/Greek/character01/{i}.png", png.getvalue())
+    (tmp / "omniglot").mkdir()
+    (tmp / "omniglot" / "images_background_small1.zip").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    return tmp
+
+
 def _builtin_with_truncated_jpeg(tmp: Path) -> str:
     """A copy of the built-in 'hymenoptera' layout under $TRANSFERKIT_DATA (restored at teardown) whose train
     split holds a truncated JPEG; returns the built-in name."""
@@ -324,6 +346,17 @@ CASES = [
          2, f"Another transferkit run (pid {os.getpid()}) is writing to {{tmp}}/busy"),
     Case("python-api-error-through-the-wrapper", Py(lambda t, e: __import__("transferkit.data", fromlist=["x"]).from_csv(t / "no.csv")),
          2, "CSV manifest not found: {tmp}/no.csv"),
+    # issue 29: a damaged file the user has is named, never "a bug in transferkit"
+    Case("report-on-a-broken-result-json", lambda t, e: [_broken_result(t), "report", t / "runs"][1:],
+         2, "{tmp}/runs/a/result.json is not a readable result record (JSONDecodeError"),
+    Case("features-one-image-per-class", lambda t, e: [
+        "fit", "--strategy", "features", "--data", _folder(t / "one", {"a": 1, "b": 1}), "--test", t / "one",
+        "--backbone", "builtin:micro-cnn", "--no-progress", "-p", "input_size=16", "--out", t / "o"],
+         0, "warning: FeatureExtraction: the smallest class of one has 1 labelled image(s), too few for "
+            "cross-validation; C=1 was used without selection"),
+    Case("omniglot-truncated-zip", Py(lambda t, e: __import__("transferkit.data.real.omniglot", fromlist=["x"])
+                                      .load_omniglot("background_small1", root=_truncated_omniglot(t), download=False)),
+         2, "omniglot: {tmp}/omniglot/images_background_small1.zip is not a readable zip"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..errors import DataError
 from ..utils import environment, read_json, write_json
 from .allocator import allocator_name
 
@@ -72,7 +73,11 @@ def read_results(directory) -> list[dict]:
     """Every result.json under ``directory`` (recursively), sorted by path."""
     out = []
     for p in sorted(Path(directory).rglob(RESULT_FILE)):
-        r = read_json(p)
+        try:
+            r = read_json(p)
+        except (ValueError, UnicodeDecodeError) as e:  # a run killed mid-write, or a file edited by hand
+            raise DataError(f"{p} is not a readable result record ({type(e).__name__}: {e}); rerun the run that "
+                            f"wrote it, or remove the file.") from None
         if isinstance(r, dict) and r.get("kind") == "transferkit.result":
             r["_path"] = str(p.parent)
             out.append(r)

@@ -6,7 +6,9 @@ strength chosen by stratified cross-validation on the training split.
 """
 from __future__ import annotations
 
+import math
 import time
+import warnings
 
 import numpy as np
 
@@ -121,6 +123,15 @@ class FeatureExtraction(Strategy):
         steps = ([("scale", StandardScaler())] if self.standardize else []) + [("clf", clf)]
         return Pipeline(steps)
 
+    def _without_cv(self, grid: list, key: str, folds: int, train: ImageDataset):
+        """The grid value used when the smallest class is too small to cross-validate (said in a warning): kNN's
+        smallest k, otherwise the value nearest 1 (scikit-learn's default C and alpha), never the grid's edge."""
+        value = min(grid) if self.classifier == "knn" else min(grid, key=lambda v: abs(math.log10(v)))
+        warnings.warn(f"{type(self).__name__}: the smallest class of {train.name or 'the training set'} has "
+                      f"{folds} labelled image(s), too few for cross-validation; {key}={value:g} was used without "
+                      f"selection. Give every class at least 2 images to choose it.", stacklevel=3)
+        return value
+
     def _grid(self, n_train_fold: int) -> list:
         key = _GRID_KEY[self.classifier]
         grid = self.param_grid if self.param_grid is not None else DEFAULT_GRIDS[self.classifier][key]
@@ -184,8 +195,9 @@ class FeatureExtraction(Strategy):
             self.cv_results_ = {"values": grid, "mean_accuracy": search.cv_results_["mean_test_score"].tolist(),
                                 "folds": folds}
         else:
-            self.classifier_ = self._estimator(grid[0]).fit(X, y)
-            self.best_params_ = {key: grid[0]}
+            value = grid[0] if len(grid) == 1 else self._without_cv(grid, key, folds, train)
+            self.classifier_ = self._estimator(value).fit(X, y)
+            self.best_params_ = {key: value}
             self.cv_results_ = {"values": grid, "mean_accuracy": [], "folds": 0}
         self.fit_time_ = time.perf_counter() - t0
         self.classifier_fit_time_ = time.perf_counter() - t1

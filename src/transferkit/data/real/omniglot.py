@@ -83,7 +83,11 @@ def _members(where: Path):
     if where.is_dir():
         files = sorted(p for p in where.rglob("*.png"))
         return [(p.parent.parent.name, p.parent.name, p.name, p.read_bytes) for p in files], None
-    z = zipfile.ZipFile(where)
+    try:
+        z = zipfile.ZipFile(where)
+    except (zipfile.BadZipFile, OSError) as e:  # cut short by an interrupted download, or not a zip at all
+        raise DataError(f"omniglot: {where} is not a readable zip ({e}); the copy is damaged or incomplete, "
+                        f"download it again.") from None
     names = sorted(n for n in z.namelist() if n.lower().endswith(".png") and n.count("/") >= 2)
     out = []
     for n in names:

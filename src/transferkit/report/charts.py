@@ -82,9 +82,13 @@ def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | 
                         capsize=3, label=_short(n))
         if logx:
             ax.set_xscale("log")
+        xs_all = [x for pts in drawn.values() for x, _ in pts]
+        if all(float(x).is_integer() for x in xs_all):  # shots, labels per class, epochs: whole numbers
+            ax.set_xticks(sorted(set(xs_all)), [f"{x:g}" for x in sorted(set(xs_all))])
+            ax.minorticks_off()
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-        if len(drawn) > 1:
-            ax.legend(fontsize=7, frameon=False)
+        if len(drawn) > 1:  # below the axes, never over the lines
+            fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
         return to_svg(fig)
 
 
@@ -162,7 +166,11 @@ def scatter(points: list, *, title: str, xlabel: str, ylabel: str, logx: bool = 
             area = 30 + 400 * (p["size"] / top) ** 0.5 if top and _finite(p.get("size")) else 40
             ax.scatter(p["x"], p["y"], s=area, alpha=0.7, color=f"C{i % 10}", label=_short(p.get("label", "")))
         if logx:
+            from matplotlib.ticker import FuncFormatter
+
             ax.set_xscale("log")
+            for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+                axis(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
         ax.legend(fontsize=7, frameon=False, title=f"marker area ~ {size_label}" if size_label and top else None,
                   title_fontsize=7, loc="best")

@@ -74,8 +74,10 @@ def run(ctx, b) -> Outcome:
         for c in winners)
     agree = ("the same verdict in every cell" if len(set(winners.values())) == 1 else
              "cells differ: " + ", ".join(f"{c} {w}" for c, w in winners.items()))
+    how = ("equal training images" if real else
+           "SimpleShot on the pre-trained CNN as it is, ProtoNet meta-fine-tuning it")
     reason = (f"{b['episodes']} episodes of {QUERIES} queries per class, 95% CI; {head}: {v.reason}; {agree} "
-              f"({cells_text}). Equal training images; one seed")
+              f"({cells_text}). Trained with {how}; one seed")
     # The advisor measures what a practitioner holds: one support set of new classes, on the winner's backbone.
     support = ctx.cap(restrict_classes(novel, range(cells[-1][0])), cells[-1][1])
     return SITUATION.outcome(f"{head} episode accuracy", {n: r[head]["accuracy"] for n, r in results.items()}, v,

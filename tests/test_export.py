@@ -1,14 +1,16 @@
 """Export: ONNX checked in onnxruntime, TorchScript, int8 quantisation with its accuracy change, latency, size."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
 import torch
 
 from transferkit.errors import TransferkitError
-from transferkit.export import (export_onnx, export_torchscript, measure_latency, onnx_evaluate, onnx_predict_proba,
-                                quantization_report, size_on_disk)
+from transferkit.export import (export_onnx, export_torchscript, load_torchscript, measure_latency, onnx_evaluate,
+                                onnx_predict_proba, quantization_report, size_on_disk)
 from transferkit.strategies.finetune import FineTune
 
 
@@ -50,9 +52,12 @@ def test_onnx_check_raises_on_mismatch(model, tmp_path, monkeypatch):
 
 
 def test_torchscript_round_trip(model, tmp_path):
-    info = export_torchscript(model, tmp_path / "m.pt")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = export_torchscript(model, tmp_path / "m.pt")
+        loaded = load_torchscript(tmp_path / "m.pt")
+    assert not [w for w in caught if "deprecated" in str(w.message)]  # PyTorch's notice is not the user's to act on
     assert info["max_abs_diff"] < 1e-5
-    loaded = torch.jit.load(str(tmp_path / "m.pt"))
     x = torch.rand(3, 3, 8, 8)
     with torch.inference_mode():
         assert torch.allclose(loaded(x), model.model_(x), atol=1e-5)

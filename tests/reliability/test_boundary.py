@@ -306,6 +306,9 @@ CASES = [
     Case("weights-of-another-architecture-size-mismatch",
          lambda t, e: fit("--backbone", f"file:{_state('builtin:micro-cnn', t / 'w.pth')}?arch=builtin:small-cnn"),
          2, "{tmp}/w.pth does not fit builtin:small-cnn: only 3 of its 30 tensors match (15 with another shape"),
+    Case("arch-hint-keeps-the-builtin-scheme",  # issue 29: no ?arch=timm:NAME hint for a builtin: network
+         lambda t, e: fit("--backbone", f"file:{_state('builtin:micro-cnn', t / 'w.pth')}?arch=builtin:small-cnn"),
+         2, "pass the arch it was trained with (file:{tmp}/w.pth?arch=builtin:NAME)"),
     Case("bare-state-dict-wrong-arch-never-hangs", lambda t, e: fit("--backbone", f"file:{_state('timm:resnet18', t / 'r18.pth')}?arch=timm:resnet34"),
          2, "{tmp}/r18.pth does not fit timm:resnet34: only 120 of its 216 tensors match"),
     Case("resume-other-backbone", lambda t, e: fit("--out", _copy_run(t, e), "--resume", "--backbone", "builtin:small-cnn"),

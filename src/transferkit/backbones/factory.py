@@ -334,5 +334,5 @@ def _load_bare_state(model: nn.Module, state: dict, path: Path, arch: str, saved
             f"({len(wrong)} with another shape, {len(unexpected)} unexpected, {len(missing)} missing; {detail}). "
             + (f"The file records that it was saved from {saved_arch}: drop ?arch= to load it as such."
                if saved_arch else f"It was probably saved from another architecture: pass the arch it was "
-                                  f"trained with (file:{path}?arch=timm:NAME)."))
+                                  f"trained with (file:{path}?arch={parse_spec(arch)[0]}:NAME)."))
     model.load_state_dict(state, strict=True)

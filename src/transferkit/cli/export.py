@@ -134,7 +134,7 @@ def export(
     else:
         info = ex.export_torchscript(strategy, path)
         with torch.inference_mode():
-            got = torch.jit.load(str(path))(x).float().numpy()
+            got = ex.load_torchscript(path)(x).float().numpy()
     report = {"model": str(model), "strategy": strategy.name, "format": fmt, "path": str(path),
               "size_bytes": info["size_bytes"], "input_shape": [int(s) for s in x.shape[1:]],
               "check_batch": int(len(x)), "check_images": source, **_compare(ref, got)}

@@ -27,17 +27,16 @@ def _figure(width: float = WIDTH, height: float = HEIGHT):
 
 def to_svg(fig) -> str:
     """The figure as SVG text (deterministic; no XML header, no metadata)."""
-    import matplotlib
-
     buf = io.StringIO()
-    with matplotlib.rc_context(_RC):
+    with _rc():
         fig.savefig(buf, format="svg", metadata={"Date": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
 
 
-def _finite(v) -> bool:
+def finite(v) -> bool:
+    """A real, finite number (not a bool, None, NaN or inf): what a chart can place."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -49,7 +48,7 @@ def _short(text, n: int = 28) -> str:
 def bars(values: dict, *, title: str, xlabel: str, errors: dict | None = None, highlight=()) -> str:
     """Horizontal bars, one per candidate, with error bars (``errors``: name -> half-width); ``highlight``: the
     winner or the tied candidates, drawn in a darker colour."""
-    names = [n for n, v in values.items() if _finite(v)]
+    names = [n for n, v in values.items() if finite(v)]
     if not names:
         return ""
     with _rc():
@@ -69,7 +68,7 @@ def bars(values: dict, *, title: str, xlabel: str, errors: dict | None = None, h
 def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | None = None,
           logx: bool = False) -> str:
     """One line per series (``series``: name -> (xs, ys)), with error bars where ``errors`` gives them."""
-    drawn = {n: [(x, y) for x, y in zip(xs, ys) if _finite(y)] for n, (xs, ys) in series.items()}
+    drawn = {n: [(x, y) for x, y in zip(xs, ys) if finite(y)] for n, (xs, ys) in series.items()}
     drawn = {n: p for n, p in drawn.items() if p}
     if not drawn:
         return ""
@@ -77,7 +76,7 @@ def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | 
         fig, ax = _figure()
         for n, pts in drawn.items():
             xs, ys = zip(*pts)
-            e = [v if _finite(v) else 0.0 for v in (errors or {}).get(n, [])][: len(xs)]
+            e = [v if finite(v) else 0.0 for v in (errors or {}).get(n, [])][: len(xs)]
             ax.errorbar(xs, ys, yerr=e if len(e) == len(xs) and any(e) else None, marker="o", markersize=3,
                         capsize=3, label=_short(n))
         if logx:
@@ -100,7 +99,7 @@ def curves(histories: dict, *, title: str) -> str:
         keys = list(dict.fromkeys(k for h in history for k in h))
         for key in keys:
             panel = "loss" if "loss" in key and key != "loss" else "accuracy" if "acc" in key else None
-            pts = [(h.get("epoch", j) + 1, h[key]) for j, h in enumerate(history) if _finite(h.get(key))]
+            pts = [(h.get("epoch", j) + 1, h[key]) for j, h in enumerate(history) if finite(h.get(key))]
             if panel and pts:
                 panels[panel].append((i, name, key, pts))
     panels = {k: v for k, v in panels.items() if v}
@@ -131,7 +130,7 @@ def curves(histories: dict, *, title: str) -> str:
 def heatmap(matrix, rows, cols, *, title: str, xlabel: str, ylabel: str, normalize_rows: bool = False,
             fmt: str = ".2f") -> str:
     """A matrix as colours (``None``: not measured), with its values written in the cells when there is room."""
-    m = np.array([[v if _finite(v) else np.nan for v in row] for row in matrix], dtype=float)
+    m = np.array([[v if finite(v) else np.nan for v in row] for row in matrix], dtype=float)
     if m.size == 0 or np.isnan(m).all():
         return ""
     if normalize_rows:
@@ -155,15 +154,15 @@ def heatmap(matrix, rows, cols, *, title: str, xlabel: str, ylabel: str, normali
 
 def scatter(points: list, *, title: str, xlabel: str, ylabel: str, logx: bool = False, size_label: str = "") -> str:
     """Labelled points (dicts with x, y, optional size: marker area scales with it, and label)."""
-    pts = [p for p in points if _finite(p.get("x")) and _finite(p.get("y")) and (not logx or p["x"] > 0)]
+    pts = [p for p in points if finite(p.get("x")) and finite(p.get("y")) and (not logx or p["x"] > 0)]
     if not pts:
         return ""
     sizes = [p.get("size") for p in pts]
-    top = max((s for s in sizes if _finite(s)), default=None)
+    top = max((s for s in sizes if finite(s)), default=None)
     with _rc():
         fig, ax = _figure()
         for i, p in enumerate(pts):
-            area = 30 + 400 * (p["size"] / top) ** 0.5 if top and _finite(p.get("size")) else 40
+            area = 30 + 400 * (p["size"] / top) ** 0.5 if top and finite(p.get("size")) else 40
             ax.scatter(p["x"], p["y"], s=area, alpha=0.7, color=f"C{i % 10}", label=_short(p.get("label", "")))
         if logx:
             from matplotlib.ticker import FuncFormatter

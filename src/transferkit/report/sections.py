@@ -5,7 +5,6 @@ runs of one folder answer one question). Every value is read through the result 
 """
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,12 +12,13 @@ from html import escape
 from pathlib import Path
 
 from ..engine.results import read_field
+from ..engine.verdict import decide
 from . import charts
 from .table import Column, Table
 
 
 def _num(v):
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+    return v if charts.finite(v) else None
 
 
 @dataclass
@@ -81,7 +81,7 @@ def headline(result: dict) -> float | None:
     return None if v is None else float(v)
 
 
-# -- the charts each family needs (today's SVG charts) ------------------------------------------------------
+# -- the charts each family needs ----------------------------------------------------------------------------
 
 def curves_chart(runs: list, stem: str, fig: Figures):
     """The learning curves of every run that trained by epochs, on one figure (loss and accuracy)."""
@@ -157,7 +157,7 @@ def labels_chart(runs: list, stem: str, fig: Figures):
     for name, r in runs:
         k, acc = _num(read_field(r, "extra.labels_per_class")), headline(r)
         if k is not None and acc is not None:
-            curves[str(read_field(r, "tour.candidate") or name).split(" @ ")[0]][k] = acc
+            curves[read_field(r, "tour.candidate") or read_field(r, "strategy")][k] = acc
     if not any(len(c) > 1 for c in curves.values()):
         return None
     series = {s: (sorted(c), [c[k] for k in sorted(c)]) for s, c in curves.items()}
@@ -239,10 +239,16 @@ def situation_section(row: dict, runs: list, fig: Figures) -> Section:
 
 
 def group_section(key: str, runs: list, fig: Figures, index: int) -> Section:
-    """The runs of one folder, side by side: a table, the family charts they hold and each run folded."""
+    """The runs of one folder, side by side: a table (the best run and any tied with it under the tie rule in
+    bold), the family charts they hold and each run folded."""
     s = Section(f"group{index}", key)
-    best = max((headline(r) for _, r in runs if headline(r) is not None), default=None)
-    s.table(runs_table(runs, bold={n for n, r in runs if best is not None and headline(r) == best and len(runs) > 1}))
+    scores = {n: headline(r) for n, r in runs if headline(r) is not None}
+    tied = decide(scores, spread={n: _num(read_field(r, "metrics.ci95")) for n, r in runs}).tied \
+        if len(scores) > 1 else []
+    s.table(runs_table(runs, bold=set(tied)))
+    if tied:
+        s.text("In bold: the most accurate run and any within one point or the runs' 95% CI of it (a tie).",
+               muted=True)
     s.figures(family_charts(runs, f"group{index}", fig))
     run_details(s, runs, f"group{index}", fig)
     return s

@@ -73,11 +73,12 @@ class Context:
         return {"seed": self.seed, "progress": False, "batch_size": 64, **kw}
 
     def record(self, situation: str, name: str, strategy, metrics: dict, *, dataset: str | None = None,
-               **extra) -> None:
-        """Write one candidate's ``result.json`` under ``out/situation/name``."""
+               run: str | None = None, **extra) -> None:
+        """Write candidate ``name``'s ``result.json`` under ``out/situation/run`` (``run``: default ``name``; one
+        candidate measured at several points needs one folder per point)."""
         res = strategy.result(metrics, data={"dataset": dataset or self.dataset, "situation": situation}, extra=extra)
         res["tour"] = {"situation": situation, "candidate": name}
-        write_result(self.out / situation / name, res)
+        write_result(self.out / situation / (run or name), res)
 
     def measurements(self, data: ImageDataset | None = None, backbone: str | None = None) -> dict:
         """What the advisor can measure of ``data`` with ``backbone`` (default: the target half and the tour's

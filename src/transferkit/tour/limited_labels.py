@@ -49,7 +49,7 @@ def run(ctx, b) -> Outcome:
         for name, s in candidates(ctx, backbone, arch, settings, scratch).items():
             m = s.fit(part).evaluate(test)
             scores[name], times[name] = m["accuracy"], s.fit_time_
-            ctx.record(SITUATION.name, f"{name} @ {label} per class", s, m, dataset=data,
+            ctx.record(SITUATION.name, name, s, m, dataset=data, run=f"{name} @ {label} per class",
                        labels_per_class=len(part) // part.num_classes)
             if name == "finetune" and photos is not None:
                 ctx.shared["photo finetune"] = s  # the deployment teacher: the fine-tuned model at the most labels

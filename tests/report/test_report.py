@@ -188,3 +188,18 @@ def test_every_chart_has_a_title_and_axis_labels(report):
         svg = open(f).read()
         labels = re.findall(r"<text[^>]*>([^<]+)</text>", svg)
         assert len(labels) >= 3, (f, labels)  # title, x label, y label (tick labels come on top)
+
+
+def test_learning_curves_draw_one_legend_entry_per_run_and_no_single_epoch_run():
+    """The legend names runs, not every logged key; a run of one epoch has no curve to draw; a loss's parts (a DA
+    transfer term) stay out; a continual run's task switches are marked."""
+    from transferkit.report import charts
+
+    history = [{"epoch": e, "train_loss": 1.0 / (e + 1), "train_transfer_loss": 0.3, "train_acc": 0.5 + 0.1 * e,
+                "val_loss": 1.2 / (e + 1), "val_acc": 0.4 + 0.1 * e, "task": e // 2} for e in range(4)]
+    svg = charts.curves({"dann": history, "one epoch": history[:1]}, title="learning curves")
+    texts = re.findall(r"<text[^>]*>([^<]+)</text>", svg)  # text stays text (svg.fonttype 'none')
+    assert "dann" in texts and "training" in texts and "validation" in texts
+    assert "one epoch" not in texts and not any("transfer" in t or "train_" in t for t in texts), texts
+    assert any("a new task" in t for t in texts)
+    assert charts.curves({"one epoch": history[:1]}, title="t") == ""

@@ -40,7 +40,7 @@ def finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _short(text, n: int = 28) -> str:
+def _short(text, n: int = 36) -> str:
     text = str(text)
     return text if len(text) <= n else text[: n - 1] + "…"
 
@@ -91,39 +91,54 @@ def lines(series: dict, *, title: str, xlabel: str, ylabel: str, errors: dict | 
         return to_svg(fig)
 
 
+# the curve each panel draws, first key present wins: the total loss and the plain accuracy, never the parts of a
+# loss (a DA transfer term, a KD term) or side metrics, which would crowd one run into six lines
+CURVE_KEYS = {"loss": {"training": ("train_loss", "train_ce"), "validation": ("val_loss",)},
+              "accuracy": {"training": ("train_acc",), "validation": ("val_acc", "val_accuracy")}}
+
+
 def curves(histories: dict, *, title: str) -> str:
     """Learning curves of several runs on one figure: loss (left) and accuracy (right) per epoch, one colour per
-    run, training solid and validation dashed. ``histories``: run name -> its per-epoch dicts."""
-    panels = {"loss": [], "accuracy": []}
-    for i, (name, history) in enumerate(histories.items()):
-        keys = list(dict.fromkeys(k for h in history for k in h))
-        for key in keys:
-            panel = "loss" if "loss" in key and key != "loss" else "accuracy" if "acc" in key else None
-            pts = [(h.get("epoch", j) + 1, h[key]) for j, h in enumerate(history) if finite(h.get(key))]
-            if panel and pts:
-                panels[panel].append((i, name, key, pts))
+    run, training solid and validation dashed. ``histories``: run name -> its per-epoch dicts (epochs counted in
+    order, so the tasks of a continual run follow each other). A run of a single epoch has no curve."""
+    panels = {panel: [] for panel in CURVE_KEYS}
+    runs = [(name, h) for name, h in histories.items() if len(h) >= 2]
+    for i, (name, history) in enumerate(runs):
+        for panel, phases in CURVE_KEYS.items():
+            for phase, keys in phases.items():
+                key = next((k for k in keys if any(finite(h.get(k)) for h in history)), None)
+                pts = [(j + 1, h[key]) for j, h in enumerate(history) if key and finite(h.get(key))]
+                if len(pts) >= 2:
+                    panels[panel].append((i, phase, pts))
     panels = {k: v for k, v in panels.items() if v}
     if not panels:
         return ""
     with _rc():
         from matplotlib.figure import Figure
-
+        from matplotlib.lines import Line2D
         from matplotlib.ticker import MaxNLocator
 
-        n_lines = sum(len(v) for v in panels.values())
-        fig = Figure(figsize=(4.0 * len(panels) + 0.6, HEIGHT + 0.12 * n_lines), layout="constrained")
-        handles = {}
+        first = runs[0][1]  # a continual run: where a new task starts
+        switches = [j + 0.5 for j in range(1, len(first)) if first[j].get("task") != first[j - 1].get("task")]
+        fig = Figure(figsize=(4.0 * len(panels) + 0.6, HEIGHT + 0.1 * len(runs)), layout="constrained")
         for ax, (ylabel, lines_) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels.items()):
-            for i, name, key, pts in lines_:
-                xs, ys = zip(*pts)
-                handles[_short(f"{name}: {key}", 48)], = ax.plot(
-                    xs, ys, color=f"C{i % 10}", linestyle="--" if key.startswith("val") else "-", marker="o",
-                    markersize=2)
-            ax.set(xlabel="epoch", ylabel=ylabel)
+            for i, phase, pts in lines_:
+                ax.plot(*zip(*pts), color=f"C{i % 10}", linestyle="--" if phase == "validation" else "-", marker="o",
+                        markersize=2)
+            for b in switches:
+                ax.axvline(b, color="0.8", linewidth=0.8, linestyle=":")
+            ax.set(xlabel="epoch" + (" (tasks one after another, dotted: a new task)" if switches else ""),
+                   ylabel=ylabel)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        # below the panels, never over the lines
-        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=2, fontsize=6, frameon=False)
-        fig.suptitle(f"{title} (training solid, validation dashed)", fontsize=10)
+        drawn = sorted({i for lines_ in panels.values() for i, _, _ in lines_})
+        handles = [Line2D([], [], color=f"C{i % 10}", label=_short(runs[i][0], 40)) for i in drawn]
+        validation = any(phase == "validation" for lines_ in panels.values() for _, phase, _ in lines_)
+        if validation:
+            handles += [Line2D([], [], color="0.3", label="training"),
+                        Line2D([], [], color="0.3", linestyle="--", label="validation")]
+        # below the panels, never over the lines: one entry per run
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), fontsize=7, frameon=False)
+        fig.suptitle(title + (" (training solid, validation dashed)" if validation else " (training)"), fontsize=10)
         return to_svg(fig)
 
 
@@ -164,15 +179,23 @@ def scatter(points: list, *, title: str, xlabel: str, ylabel: str, logx: bool = 
         for i, p in enumerate(pts):
             area = 30 + 400 * (p["size"] / top) ** 0.5 if top and finite(p.get("size")) else 40
             ax.scatter(p["x"], p["y"], s=area, alpha=0.7, color=f"C{i % 10}", label=_short(p.get("label", "")))
+        xs, ys = [p["x"] for p in pts], [p["y"] for p in pts]
+        pad = 0.15 * (max(ys) - min(ys) or abs(max(ys)) or 1.0)  # room for the largest marker inside the axes
+        ax.set_ylim(min(ys) - pad, max(ys) + pad)
         if logx:
             from matplotlib.ticker import FuncFormatter
 
             ax.set_xscale("log")
+            ax.set_xlim(min(xs) / 1.4, max(xs) * 1.4)
             for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
                 axis(FuncFormatter(lambda v, _: f"{v:g}"))
+        else:
+            span = max(xs) - min(xs) or abs(max(xs)) or 1.0
+            ax.set_xlim(min(xs) - 0.1 * span, max(xs) + 0.1 * span)
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-        ax.legend(fontsize=7, frameon=False, title=f"marker area ~ {size_label}" if size_label and top else None,
-                  title_fontsize=7, loc="best")
+        # below the axes, never over a point
+        fig.legend(fontsize=7, frameon=False, title=f"marker area ~ {size_label}" if size_label and top else None,
+                   title_fontsize=7, loc="outside lower center", ncols=min(3, len(pts)))
         return to_svg(fig)
 
 

@@ -137,15 +137,18 @@ def matrix_charts(runs: list, stem: str, fig: Figures) -> list:
 
 
 def embedding_charts(runs: list, stem: str, fig: Figures) -> list:
-    """The 2-D map of source and target embeddings of each domain-adaptation run that stored one."""
+    """The 2-D map of source and target embeddings of each domain-adaptation run that stored one: the source-only
+    run first (before alignment), then each method (after)."""
     out = []
-    for i, (name, r) in enumerate(runs):
+    order = sorted(enumerate(runs), key=lambda t: read_field(t[1][1], "strategy") != "source-only")
+    for i, (name, r) in order:
         emb = read_field(r, "extra.embedding_map")
         if isinstance(emb, dict) and emb.get("coords"):
             groups = emb.get("domain") or ["points"] * len(emb["coords"])
+            when = "before alignment" if read_field(r, "strategy") == "source-only" else "after alignment"
             try:
                 out.append(fig(f"{stem}_map{i}", charts.embedding(
-                    emb["coords"], groups, title=f"{name}: {str(emb.get('method', 'embedding')).upper()} map")))
+                    emb["coords"], groups, title=f"{name} ({when}): {str(emb.get('method', 'embedding')).upper()} map")))
             except (TypeError, ValueError, KeyError):  # malformed coordinates: leave the map out
                 continue
     return out

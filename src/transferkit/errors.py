@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import math
 import numbers
 import re
@@ -32,6 +33,46 @@ class DataError(TransferkitError):
 
 class DivergenceError(TransferkitError):
     """Training produced a non-finite loss."""
+
+
+class OutputError(TransferkitError):
+    """A path given for output (``--out``, an export file, the cache) cannot be written; the message names it."""
+
+
+_IO_HINTS = {
+    errno.EACCES: "you do not have permission there: give another location, or fix its permissions",
+    errno.EPERM: "the operation is not permitted there: give another location",
+    errno.EROFS: "it is on a read-only file system: give a writable location",
+    errno.ENOSPC: "the disk is full: free some space or give a location on another disk",
+    errno.EDQUOT: "your disk quota is exhausted: free some space or give another location",
+    errno.ENOENT: "it does not exist: check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder where a file is expected: give a file path",
+    errno.ENAMETOOLONG: "the name is too long for the file system: give a shorter path",
+}
+
+
+def path_error(e: OSError) -> TransferkitError:
+    """The user-facing error for an operating-system error on a path: names the path and what to do.
+
+    The CLI's wrapper applies it to every :class:`OSError` that carries a file name: such an error comes from the
+    machine (permissions, a full disk, a missing file), so it is the user's to fix, never "a bug in transferkit".
+    """
+    reason, hint = e.strerror or type(e).__name__, io_hint(e)
+    if e.filename is None:  # a write into an open file: the disk filled up
+        return OutputError(f"Cannot write: {reason} ({hint}).")
+    where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
+    return OutputError(f"Cannot use {where}: {reason} ({hint}).")
+
+
+def io_hint(e: OSError) -> str:
+    """What the user can do about an OS error, from its errno."""
+    return _IO_HINTS.get(e.errno, "check the path and its permissions")
+
+
+def is_user_io(e: BaseException) -> bool:
+    """An OS error the user's machine caused: it names a path, or the disk or quota is full."""
+    return isinstance(e, OSError) and (e.filename is not None or e.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 def _unwrap_worker_message(cls, msg: str) -> str:

@@ -24,6 +24,7 @@ from torch import nn
 from .data import ImageDataset, ImageTransform
 from .engine import classification_metrics, make_loader, profiling
 from .errors import TransferkitError, check_choice
+from .utils import check_writable
 
 QUANT_MODES = ("dynamic", "static")
 
@@ -76,6 +77,7 @@ def export_onnx(model, path, *, input_shape=None, opset: int = 17, check: bool =
     module = as_module(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path.parent, "the export folder")  # torch.jit.save's own error names no path
     x = example_input(model, 2, input_shape)
     with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -122,6 +124,7 @@ def export_torchscript(model, path, *, input_shape=None, check: bool = True, rto
     module = as_module(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(path.parent, "the export folder")  # torch.jit.save's own error names no path
     x = example_input(model, 2, input_shape)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")

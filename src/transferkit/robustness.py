@@ -189,13 +189,13 @@ def robust_accuracy(model: nn.Module, data, threat: dict | None = None, *, devic
     Returns ``{"clean_accuracy", "robust_accuracy", "n", "threat_model"}``; an example counts as robust
     when it is classified correctly on every restart's adversarial image.
     """
-    from tqdm.auto import tqdm
+    from .utils import progress_bar
 
     threat = threat_model(**{k: v for k, v in (threat or {}).items() if k not in ("attack", "space")})
     device = torch.device(device) if device else next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     clean = robust = n = 0
-    for x, y in tqdm(data, desc="PGD evaluation", disable=not progress, leave=False, unit="batch"):
+    for x, y in progress_bar(data, desc="PGD evaluation", enabled=progress, leave=False, unit="batch"):
         if max_samples is not None and n >= max_samples:
             break
         if max_samples is not None:

@@ -44,6 +44,30 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
         raise
 
 
+def check_writable(path: str | os.PathLike, what: str) -> None:
+    """Refuse an output path (a folder, or a file to write) that cannot be written, before any work is done, and
+    without creating it.
+
+    A file is created and removed in ``path`` (when it is a folder) or in its nearest existing parent: as root,
+    ``os.access`` says yes to a read-only mount, so only a real write tells. Raises :class:`OutputError` naming
+    ``what`` (the option, e.g. ``--out``) and the path.
+    """
+    from .errors import OutputError, io_hint
+
+    p = Path(path).absolute()
+    where = next(a for a in (p, *p.parents) if a.exists())
+    if where == p and p.is_file():  # a file to overwrite: it is replaced through its folder
+        where = p.parent
+    if not where.is_dir():
+        raise OutputError(f"{what} {path}: {where} is a file, not a folder; give another path.")
+    try:
+        with tempfile.TemporaryFile(dir=where, prefix=".transferkit-write-check-"):
+            pass
+    except OSError as e:
+        raise OutputError(f"{what} {path} cannot be written: {where} refuses new files ({e.strerror or e}; "
+                          f"{io_hint(e)}).") from None
+
+
 def current_umask() -> int:
     """The process umask: from /proc/self/status on Linux, else by setting and restoring it."""
     with contextlib.suppress(OSError, ValueError):
@@ -129,6 +153,30 @@ def _json_default(o):
     if isinstance(o, (set, frozenset)):
         return sorted(o)
     return repr(o)
+
+
+def progress_bar(iterable=None, *, enabled: bool = True, **kwargs):
+    """A tqdm progress bar, drawn only on a terminal or in a notebook.
+
+    Off a terminal (``transferkit tour > log``, CI) a bar redrawn with ``\\r`` writes thousands of updates per
+    epoch into the file, so there is none; the trainer's one summary line per epoch still prints (tqdm's own
+    ``disable=None`` rule, except in Jupyter, whose output stream is not a terminal yet shows bars well).
+    ``TRANSFERKIT_PROGRESS=always`` draws them anyway (a tool that follows a run through its bar).
+    """
+    from tqdm.auto import tqdm
+
+    notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)  # tqdm.auto chose the Jupyter widget
+    forced = notebook or os.environ.get("TRANSFERKIT_PROGRESS") == "always"
+    return tqdm(iterable, disable=True if not enabled else (False if forced else None), **kwargs)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fingerprint(*parts) -> str:

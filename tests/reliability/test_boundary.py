@@ -103,9 +103,81 @@ def _builtin_with_truncated_jpeg(tmp: Path) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buf, format="JPEG")
     (root / "bees" / "cut.jpg").write_bytes(buf.getvalue()[:40])
-    _ENV.append(("TRANSFERKIT_DATA", os.environ.get("TRANSFERKIT_DATA")))
-    os.environ["TRANSFERKIT_DATA"] = str(tmp / "data")
+    _set_env("TRANSFERKIT_DATA", tmp / "data")
     return "hymenoptera:train"
+
+
+def _builtin_hymenoptera(tmp: Path) -> str:
+    """A small copy of the built-in 'hymenoptera' layout under $TRANSFERKIT_DATA (restored at teardown)."""
+    _folder(tmp / "data" / "hymenoptera_data" / "train", {"ants": 6, "bees": 6})
+    _set_env("TRANSFERKIT_DATA", tmp / "data")
+    return "hymenoptera:train"
+
+
+def _set_env(name: str, value) -> None:
+    _ENV.append((name, os.environ.get(name)))
+    os.environ[name] = str(value)
+
+
+_RO: list = []
+
+
+def _read_only(tmp: Path) -> Path:
+    """A folder in which no file can be created: mode 0o555 for a normal user; as root, who writes through any
+    mode, the read-only /sys when this machine has one; else the row skips."""
+    import tempfile
+
+    d = tmp / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    for cand in (d, Path("/sys")):
+        try:
+            with tempfile.TemporaryFile(dir=cand):
+                pass
+        except OSError:
+            _RO[:] = [cand]
+            return cand
+    pytest.skip("no read-only folder here (root writes through file modes, and /sys is writable)")
+
+
+def _damaged_weight_cache(tmp: Path, damage) -> Path:
+    """Converts the ImageNet Lite0 weights into a fresh cache, damages the file, and asks for it again."""
+    from transferkit.backbones import imagenet
+
+    _set_env("TRANSFERKIT_CACHE", tmp / "cache")
+    path = imagenet.converted_file("tf_efficientnet_lite0")
+    good = path.read_bytes()
+    path.write_bytes(damage(good))
+    again = imagenet.converted_file("tf_efficientnet_lite0")
+    # safetensors writes its metadata in hash-map order, so the bytes may differ: the size and the tensors may not
+    assert again == path and again.stat().st_size == len(good), "the damaged cache was not rebuilt"
+    from safetensors.torch import load, load_file
+
+    rebuilt, before = load_file(str(again)), load(good)
+    assert rebuilt.keys() == before.keys() and all(rebuilt[k].equal(before[k]) for k in before), "other weights"
+
+
+def _omniglot_with_a_junk_png(tmp: Path) -> Path:
+    """A data root whose Omniglot zip is whole but holds a member that is not a PNG."""
+    import zipfile
+
+    (tmp / "omniglot").mkdir()
+    with zipfile.ZipFile(tmp / "omniglot" / "images_background_small1.zip", "w") as z:
+        z.writestr("images_background_small1/Greek/character01/0.png", b"<html>not a png</html>")
+    return tmp
+
+
+def _flat_folder(tmp: Path) -> Path:
+    """Night photos as they come: images in one folder, no class sub-folders."""
+    root = tmp / "night"
+    root.mkdir()
+    for i in range(12):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def _raise(exc: BaseException):
+    raise exc
 
 
 def _with_bom(manifest: Path) -> Path:
@@ -360,6 +432,53 @@ CASES = [
     Case("omniglot-truncated-zip", Py(lambda t, e: __import__("transferkit.data.real.omniglot", fromlist=["x"])
                                       .load_omniglot("background_small1", root=_truncated_omniglot(t), download=False)),
          2, "omniglot: {tmp}/omniglot/images_background_small1.zip is not a readable zip"),
+    Case("omniglot-junk-png-named-without-internals", Py(lambda t, e: __import__("transferkit.data.real.omniglot", fromlist=["x"])
+                                                         .load_omniglot("background_small1", root=_omniglot_with_a_junk_png(t), download=False)),
+         2, "cannot decode {tmp}/omniglot/images_background_small1.zip/Greek/character01/0.png (not a readable PNG image)"),
+    Case("out-inside-a-builtin-datasets-folder", lambda t, e: fit("--out", t / "data" / "hymenoptera_data" / "train" / "run",
+                                                                  data=_builtin_hymenoptera(t)),
+         2, "--out {tmp}/data/hymenoptera_data/train/run is inside the data folder {tmp}/data/hymenoptera_data "
+            "(where hymenoptera:train is stored)",
+         check=lambda t: not (t / "data" / "hymenoptera_data" / "train" / "run").exists() or pytest.fail("wrote into the data")),
+    Case("fit-out-in-a-read-only-folder", lambda t, e: fit("--out", _read_only(t) / "run"),
+         2, "--out {ro}/run cannot be written: {ro} refuses new files"),
+    Case("pretrain-out-in-a-read-only-folder", lambda t, e: ["pretrain", "--data", "digits", "--out", _read_only(t) / "pre"],
+         2, "--out {ro}/pre cannot be written"),
+    Case("export-torchscript-into-a-read-only-folder", lambda t, e: ["export", e["run"] / "model", "-f", "torchscript",
+                                                                     "--out", _read_only(t) / "m.pt"],
+         2, "--out {ro}/m.pt cannot be written: {ro} refuses new files"),
+    Case("read-only-cache-runs-without-it", lambda t, e: (_set_env("TRANSFERKIT_CACHE", _read_only(t) / "cache"),
+                                                          ["fit", "-s", "features", "--data", "digits", "--backbone",
+                                                           "builtin:micro-cnn", "--no-progress", "-p", "input_size=16",
+                                                           "--out", t / "o"])[1],
+         0, "warning: The feature cache {ro}/cache/features cannot be written",
+         check=lambda t: (t / "o" / "result.json").exists() or pytest.fail("no result")),
+    Case("weight-cache-cut-in-half-is-rebuilt", Py(lambda t, e: _damaged_weight_cache(t, lambda b: b[:len(b) // 2])),
+         0, "warning: The cached ImageNet weights {tmp}/cache/weights/tf_efficientnet_lite0.in1k-"),
+    Case("weight-cache-of-0-bytes-is-rebuilt", Py(lambda t, e: _damaged_weight_cache(t, lambda b: b"")),
+         0, "are damaged (0 bytes); converting them again"),
+    Case("flat-folder-as-an-unlabelled-target", lambda t, e: fit("--out", t / "o", "-s", "dann", "--target", _flat_folder(t)),
+         0, "saved {tmp}/o/model"),
+    Case("flat-folder-as-labelled-data-says-where-it-fits", lambda t, e: fit("--out", t / "o", data=_flat_folder(t)),
+         2, "{tmp}/night has no class sub-folders; expected the layout {tmp}/night/<class>/<image files> (a flat folder "
+            "of images is read only where unlabelled images are expected"),
+    Case("csv-duplicates-hint-is-a-cli-option", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["a/0.png,a"])),
+         2, "(on the command line: --data '{tmp}/imgs/m.csv?duplicates=drop')"),
+    Case("csv-duplicates-dropped-from-the-cli", lambda t, e: fit("--out", t / "o", data=f"{_manifest(t, ['a/0.png,a'])}?duplicates=drop"),
+         0, "warning: {tmp}/imgs/m.csv: dropped 1 duplicate row(s) repeating an earlier image: line 14 (= line 2)"),
+    Case("csv-empty-label-hint-is-a-cli-option", lambda t, e: fit("--out", t / "o", data=_manifest(t, ["b/5.png,"], drop_last=1)),
+         2, "(on the command line: --data '{tmp}/imgs/m.csv?unlabelled=true'"),
+    Case("dataset-option-misspelt", fit(data="omniglot:background_small1?inverted=true"),
+         2, "Data 'omniglot:background_small1': unknown dataset option(s) ['inverted']; its options are ['root', "
+            "'download', 'image_size', 'invert', 'alphabets', 'exclude_alphabets', 'on_error']. Did you mean 'invert'?"),
+    Case("dataset-option-for-a-dataset-without-options", fit(data="digits?size=8"),
+         2, "Data 'digits': unknown dataset option(s) ['size']; it takes no options."),
+    Case("advise-with-nothing-to-go-on", ["advise", "--new-class-shots", "0", "--unseen-classes", "none"],
+         0, "N1: no strategy can recognise a class it has neither seen nor had described. Collect 1-5 labelled images"),
+    Case("permission-error-on-a-user-path-is-not-a-bug", Py(lambda t, e: _raise(PermissionError(13, "Permission denied", str(t / "x")))),
+         2, "Cannot use {tmp}/x: Permission denied (you do not have permission there"),
+    Case("full-disk-is-not-a-bug", Py(lambda t, e: _raise(OSError(28, "No space left on device"))),
+         2, "Cannot write: No space left on device (the disk is full"),
 ]
 
 
@@ -426,6 +545,7 @@ def test_boundary(case: Case, tmp_path, env, capsys, monkeypatch):
             else:
                 os.environ[name] = value
     expected = case.message.replace("{tmp}", str(tmp)).replace("{run}", str(env["run"]))
+    expected = expected.replace("{ro}", str(_RO.pop()) if _RO else "{ro}")
     assert "Traceback" not in output, f"{case.id}: a traceback reached the screen:\n{output}"
     assert code == case.code, f"{case.id}: exit {code}, expected {case.code}:\n{output[-3000:]}"
     flat = " ".join(output.split())  # the CLI wraps nothing, but rich/terminal widths must not matter
@@ -609,3 +729,27 @@ def test_predict_and_evaluate_use_the_bounded_batch(digits, monkeypatch):
     monkeypatch.setenv("TRANSFERKIT_INFERENCE_MEMORY_MB", "0.01")  # a budget that fits one image's activations
     assert m.loader(digits, train=False, batch_size=256).batch_size == 1
     assert m.loader(digits, train=True).batch_size == 64  # training batches are the user's
+
+
+def test_progress_bars_stay_off_a_terminal(tmp_path):
+    """Off a terminal (a log file, CI) no bar is redrawn with carriage returns; one summary line per epoch prints."""
+    args = [a for a in fit("--out", tmp_path / "o", "--epochs", "2") if a != "--no-progress"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.output, "a progress bar was drawn into a non-terminal stream"
+    assert [line.split()[:2] for line in r.output.splitlines() if line.startswith("epoch ")] == [["epoch", "1"], ["epoch", "2"]]
+
+
+def test_the_bug_message_is_reachable_only_outside_user_io():
+    """Issue 29's grep, kept: "this is a bug" is written in one function of the CLI wrapper, reached only after a
+    user error (TransferkitError) and user I/O (an OSError naming a path, a full disk) have been told apart."""
+    import transferkit
+
+    src = Path(transferkit.__file__).parent
+    hits = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1) if "BUG_MESSAGE" in line or "this is a bug" in line]
+    assert hits and all(h.startswith("cli/app.py:") for h in hits), hits
+    wrapper = (src / "cli" / "app.py").read_text()
+    body = wrapper[wrapper.index("def guarded("):wrapper.index("def _bug(")]
+    assert body.count("_bug(") == 1
+    assert body.index("except TransferkitError") < body.index("is_user_io(e)") < body.index("_bug(")

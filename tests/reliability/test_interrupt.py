@@ -70,7 +70,8 @@ class Run:
 
 def _env(tmp_path):
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TRANSFERKIT_CACHE=str(tmp_path / "cache"), PYTHONHASHSEED="0")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TRANSFERKIT_CACHE=str(tmp_path / "cache"), PYTHONHASHSEED="0",
+               TRANSFERKIT_PROGRESS="always")  # the bar is drawn into the pipe the test reads
     return env
 
 
@@ -191,4 +192,5 @@ def test_results_and_checkpoints_go_through_atomic_writes():
     for fn in (trainer.Trainer.save_checkpoint, features.extract_features, utils.write_json, factory.save_backbone,
                base.Strategy.save):
         src = inspect.getsource(fn)
-        assert "atomic_path" in src or "write_json" in src, fn.__qualname__
+        assert "atomic_path" in src or "write_json" in src or "_cache_file" in src, fn.__qualname__
+    assert "atomic_path" in inspect.getsource(features._cache_file)

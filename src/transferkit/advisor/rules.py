@@ -16,6 +16,7 @@ The rules (thresholds are the module constants; docs/choosing.md explains each):
 id     condition                                                           approach               points
 =====  ==================================================================  =====================  ======
 Z1     classes with no images, described by attributes or text             zero-shot              +10
+N1     new classes with no examples and no description                     (none: advice first)   0
 F1     new classes arrive with 1-5 examples each                           few-shot               +8
 F2     the labelled data has <= 5 images per class                         few-shot               +6
 D1     an unlabelled target-domain set exists                              domain-adaptation      +5
@@ -98,7 +99,7 @@ class Constraints:
     Args:
         labels_per_class: labelled images per class (default: measured median from the data).
         has_target: an unlabelled folder from the deployment domain exists.
-        new_class_shots: new classes will arrive with this many examples each (1-5 typical).
+        new_class_shots: new classes will arrive with this many examples each (1-5 typical; 0: none at all).
         unseen_classes: classes without any images, described by 'attributes' or 'descriptions' ('none').
         tasks: 'single', 'together' (related tasks labelled at once) or 'sequential' (one after another).
         max_params: deployment budget in parameters. max_latency_ms: per-image CPU latency budget.
@@ -123,7 +124,7 @@ class Constraints:
         if self.labels_per_class is not None:
             check_range("Constraints", "labels_per_class", self.labels_per_class, 0)
         if self.new_class_shots is not None:
-            check_range("Constraints", "new_class_shots", self.new_class_shots, 1)
+            check_range("Constraints", "new_class_shots", self.new_class_shots, 0)
         if self.max_params is not None:
             check_range("Constraints", "max_params", self.max_params, 0, low_open=True)
         if self.max_latency_ms is not None:
@@ -152,6 +153,7 @@ class Advice:
     facts: list[str]                 # what the advice is based on, each marked (given) or (measured)
     measurements: dict = field(default_factory=dict)
     constraints: dict = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # what no strategy can do without (rule N1), said first
 
     @property
     def top(self) -> Recommendation:
@@ -171,11 +173,14 @@ class Advice:
         return out
 
     def to_dict(self) -> dict:
-        return {"ranked": [r.to_dict() for r in self.ranked], "facts": self.facts,
+        return {"ranked": [r.to_dict() for r in self.ranked], "facts": self.facts, "missing": self.missing,
                 "measurements": self.measurements, "constraints": self.constraints}
 
     def to_text(self) -> str:
-        lines = ["Based on:"] + [f"  - {f}" for f in self.facts] + ["", "Recommended (best first):"]
+        lines = ["Based on:"] + [f"  - {f}" for f in self.facts] + [""]
+        if self.missing:
+            lines += ["First, what is missing:"] + [f"  - {why}" for why in self.missing] + [""]
+        lines.append("Recommended (best first):" if not self.missing else "For the rest of your task (best first):")
         for i, r in enumerate([r for r in self.ranked if r.score > 0], 1):
             names = ", ".join(r.strategies) if r.strategies else "(no strategy of this kind installed: " + ", ".join(r.unavailable) + ")"
             lines.append(f"{i}. {r.approach} (score {r.score:g}) - {r.summary}")
@@ -209,6 +214,7 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
     c.validate()
     m = dict(measurements or {})
     facts: list[str] = []
+    missing: list[str] = []
     points: dict[str, list[tuple[str, float, str]]] = {a: [] for a in APPROACHES}
 
     def rule(rid, approach, pts, why):
@@ -243,7 +249,12 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
              f"{c.unseen_classes}: {tool}; no other approach can predict a class it has never seen.")
     if c.new_class_shots is not None:
         facts.append(f"new classes arrive with {c.new_class_shots} example(s) each (given)")
-        if c.new_class_shots <= FEW_SHOT_MAX:
+        if c.new_class_shots == 0 and c.unseen_classes == "none":
+            missing.append("N1: no strategy can recognise a class it has neither seen nor had described. Collect "
+                           "1-5 labelled images of each new class (few-shot: ProtoNet, SimpleShot; advise "
+                           "--new-class-shots 5), or write its attributes or a one-line description (zero-shot: "
+                           "ESZSL, DAP, CLIP-style; advise --unseen-classes attributes or descriptions).")
+        elif 0 < c.new_class_shots <= FEW_SHOT_MAX:
             rule("F1", "few-shot", 8, f"new classes come with only {c.new_class_shots} example(s) each: fine-tuning a "
                  f"network on so few images overfits, while class prototypes on pre-trained embeddings (ProtoNet, "
                  f"SimpleShot) add a class without retraining.")
@@ -332,7 +343,7 @@ def advise(constraints: Constraints | None = None, measurements: dict | None = N
     order = list(APPROACHES)
     required = {a for a, hits in points.items() if sum(p for rid, p, _ in hits if rid in REQUIREMENT_RULES) > 0}
     ranked.sort(key=lambda r: (r.approach not in required, -r.score, order.index(r.approach)))
-    return Advice(ranked=ranked, facts=facts, measurements=m, constraints=asdict(c))
+    return Advice(ranked=ranked, facts=facts, measurements=m, constraints=asdict(c), missing=missing)
 
 
 def measure(data, *, backbone=None, target=None, pretrained: bool = True, max_samples: int = 1000,

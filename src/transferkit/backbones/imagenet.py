@@ -12,17 +12,21 @@ to these weights; ``file:PATH?arch=timm:tf_efficientnet_lite0`` accepts an effic
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import re
+import shutil
 import socket
+import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from ..errors import TransferkitError
-from ..utils import atomic_path, cache_dir
+from ..utils import atomic_path, cache_dir, file_sha256
 from .weights import load_weights
 
 EXTRA = "imagenet"
@@ -113,25 +117,68 @@ def _translate(key: str, timm_blocks: list[str]) -> str | None:
 
 
 def converted_file(arch: str, source: str | None = None) -> Path:
-    """The cached safetensors of ``arch``'s ImageNet weights, converted once from the installed package."""
-    import timm
-    from safetensors.torch import save_file
+    """The cached safetensors of ``arch``'s ImageNet weights, converted once from the installed package.
 
+    The file is written atomically with a ``.sha256`` record beside it, and checked against that record on every
+    use: a copy cut short or emptied (a conversion killed mid-write, a full disk) is rebuilt with a warning instead
+    of failing every later run. When the cache cannot be written (a read-only ``$TRANSFERKIT_CACHE``) the weights
+    are converted into a temporary folder for this process, with a warning.
+    """
     arch = base_name(arch)
     source = source or _package_file(arch)
     if source is None:
         raise missing_weights_error(arch)
-    stat = os.stat(source)
-    out = cache_dir() / "weights" / f"{arch}.in1k-{stat.st_size:x}.safetensors"
-    if out.exists():
+    out = cache_dir() / "weights" / f"{arch}.in1k-{os.stat(source).st_size:x}.safetensors"
+    problem = _cache_problem(out)
+    if problem is None:
         return out
+    if problem != "missing":
+        warnings.warn(f"The cached ImageNet weights {out} are damaged ({problem}); converting them again from "
+                      f"{source}.", stacklevel=2)
+    try:
+        _convert_into(out, arch, source)
+    except OSError as e:
+        out = Path(tempfile.mkdtemp(prefix="transferkit-weights-")) / out.name
+        atexit.register(shutil.rmtree, out.parent, ignore_errors=True)
+        warnings.warn(f"The weight cache {cache_dir() / 'weights'} cannot be written ({e.strerror or e}): the "
+                      f"converted weights go to {out.parent} for this run only. Set TRANSFERKIT_CACHE to a "
+                      f"writable folder to keep them.", stacklevel=2)
+        _convert_into(out, arch, source)
+    return out
+
+
+def _convert_into(out: Path, arch: str, source) -> None:
+    import timm
+    from safetensors.torch import save_file
 
     model = timm.create_model(arch, pretrained=False)  # with its 1000-class head: every tensor is checked
     state = convert_efficientnet_pytorch(load_weights(source), model, source=source)
     with atomic_path(out, ".safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
                   metadata={"source": str(source), "arch": arch})
-    return out
+        digest = file_sha256(tmp)
+    with atomic_path(_digest_path(out)) as tmp:
+        tmp.write_text(digest + "\n")
+
+
+def _digest_path(out: Path) -> Path:
+    return out.with_name(out.name + ".sha256")
+
+
+def _cache_problem(out: Path) -> str | None:
+    """None when ``out`` matches its ``.sha256`` record; else what is wrong ('missing' when there is no file)."""
+    if not out.exists():
+        return "missing"
+    size = out.stat().st_size
+    if size == 0:
+        return "0 bytes"
+    try:
+        expected = _digest_path(out).read_text().strip()
+    except OSError:
+        return "no checksum record beside it"
+    if file_sha256(out) != expected:
+        return f"{size:,} bytes whose SHA-256 does not match the record written with it"
+    return None
 
 
 def missing_weights_error(arch: str) -> TransferkitError:

@@ -4,6 +4,8 @@ Every command registered with ``@app.command()`` runs inside :func:`guarded`:
 
 * a :class:`~transferkit.errors.TransferkitError` (a user error: a bad argument, file or data) is printed
   as one paragraph ``error: ...`` on stderr and the exit code is 2;
+* an :class:`OSError` that names a file (a permission, a full disk, a read-only folder: the machine's, never
+  the code's) becomes the same kind of user error, naming the path (:func:`~transferkit.errors.path_error`);
 * any other exception is a bug in transferkit: one paragraph says so, with the path of a log file that
   holds the full traceback (under ``<cache>/logs``); the exit code is 1. No library traceback reaches
   the screen.
@@ -22,7 +24,7 @@ from pathlib import Path
 import click
 import typer
 
-from ..errors import TransferkitError, one_paragraph
+from ..errors import TransferkitError, is_user_io, one_paragraph, path_error
 
 BUG_MESSAGE = "this is a bug in transferkit, please report it"
 
@@ -68,13 +70,20 @@ def guarded(fn):
             raise
         except TransferkitError as e:
             fail(str(e))
-        except Exception as e:  # anything else is ours to fix: log it, never dump it
-            path = write_crash_log(e)
-            what = one_paragraph(str(e))
-            what = what if len(what) <= 300 else what[:300] + "..."
-            fail(f"{BUG_MESSAGE} ({type(e).__name__}: {what}). The full traceback is in {path}.", code=1)
+        except Exception as e:
+            if is_user_io(e):  # a permission, a full disk, a missing path: the machine's, the user's to fix
+                fail(str(path_error(e)))
+            _bug(e)  # anything else, outside user I/O, is ours to fix: log it, never dump it
 
     return wrapper
+
+
+def _bug(e: BaseException):
+    """The one place that says "this is a bug": an exception that is neither a user error nor user I/O."""
+    path = write_crash_log(e)
+    what = one_paragraph(str(e))
+    what = what if len(what) <= 300 else what[:300] + "..."
+    fail(f"{BUG_MESSAGE} ({type(e).__name__}: {what}). The full traceback is in {path}.", code=1)
 
 
 class _GuardedTyper(typer.Typer):

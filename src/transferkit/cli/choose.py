@@ -20,7 +20,7 @@ def advise(
     backbones: Optional[str] = typer.Option(None, help="Comma-separated candidate backbones to rank without training (LogME, N-LEEP, kNN and linear probes on --data)."),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Unlabelled images from the deployment domain (folder/CSV); its distance to --data is measured."),
     labels_per_class: Optional[float] = typer.Option(None, help="Labelled images per class (default: measured from --data)."),
-    new_class_shots: Optional[int] = typer.Option(None, help="New classes will arrive with this many examples each (e.g. 1-5)."),
+    new_class_shots: Optional[int] = typer.Option(None, help="New classes will arrive with this many examples each (e.g. 1-5; 0: none at all)."),
     unseen_classes: str = typer.Option("none", help="Classes without any images, described by 'attributes' or 'descriptions' ('none')."),
     tasks: str = typer.Option("single", help="'single' task, several related tasks labelled 'together', or tasks arriving 'sequential'ly."),
     max_params: Optional[int] = typer.Option(None, help="Deployment budget: at most this many parameters."),
@@ -34,14 +34,14 @@ def advise(
 ):
     """Recommend strategies for your data and constraints, ranked, with the reasons in plain words."""
     from ..advisor import Constraints, advise as _advise, measure, profile_dataset, score_backbones
-    from ..data import load_dataset
+    from ..data import load_dataset, load_unlabelled
     from ..utils import write_json
 
     c = Constraints(labels_per_class=labels_per_class, has_target=target is not None, new_class_shots=new_class_shots,
                     unseen_classes=unseen_classes, tasks=tasks, max_params=max_params, max_latency_ms=max_latency_ms,
                     compute=compute, robustness=robust).validate()
     ds = load_dataset(data) if data else None
-    tgt = load_dataset(target) if (target and ds is not None and measure_data) else None
+    tgt = load_unlabelled(target) if (target and ds is not None and measure_data) else None
     m = {}
     if ds is not None:
         if measure_data:
@@ -107,14 +107,16 @@ def bench(
 ):
     """Run candidate strategies under one budget and seed on your data; rank them by accuracy, time and size."""
     from ..advisor import bench as _bench
-    from ..data import load_dataset, stratified_split
+    from ..data import load_dataset, load_unlabelled, stratified_split
+    from .core import check_out_dir
 
+    check_out_dir(out, "--out", [data, test, target])
     ds = load_dataset(data)
     if test:
         train, test_ds = ds, load_dataset(test)
     else:
         train, test_ds = stratified_split(ds, test_fraction, seed=seed)
-    roles = {"target": load_dataset(target).unlabelled()} if target else None
+    roles = {"target": load_unlabelled(target)} if target else None
     names = _split_names(strategies)
     typer.echo(f"bench: {', '.join(names)} on {ds.name} ({len(train)} train / {len(test_ds)} test), "
                f"backbone {backbone}, {epochs} epochs, seed {seed}")
@@ -139,6 +141,8 @@ def report(
 ):
     """Write a self-contained HTML page and a Markdown report from result.json files."""
     from ..report import build_report
+    from .core import check_out_dir
 
+    check_out_dir(out or results, "--out")
     paths = build_report(results, out, title=title)
     typer.echo(f"{paths['runs']} run(s) -> {paths['html']} and {paths['markdown']} ({len(paths['figures'])} figures)")

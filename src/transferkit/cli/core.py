@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import TransferkitError, check_choice, nearest
+from ..utils import check_writable
 from .app import app, fail
 
 
@@ -205,36 +206,44 @@ def check_devices(params: dict) -> None:
 
 
 def _folder_root(spec) -> Optional[Path]:
-    """The image folder a data spec reads (ImageFolder layout), or None (a CSV, a built-in name)."""
+    """The image folder a data spec reads (ImageFolder layout, or a built-in dataset's folder), or None."""
+    from ..data.loaders import split_options
+    from ..data.registry import local_folder
+
     if not isinstance(spec, str):
         return None
-    s = spec[len("folder:"):] if spec.startswith("folder:") else spec
+    s = split_options(spec)[0].removeprefix("folder:")
     p = Path(s)
-    return p.resolve() if p.is_dir() else None
+    return p.resolve() if p.is_dir() else local_folder(s)
 
 
 def check_out_dir(out: Path, flag: str = "--out", data_specs=()) -> None:
-    """An output directory: not an existing file, and not inside an image folder read as data."""
+    """An output directory: not an existing file, not inside an image folder read as data (a built-in dataset's
+    included), and writable; checked before anything is written."""
     if out.exists() and not out.is_dir():
         raise TransferkitError(f"{flag} {out} is an existing file; give a directory (it will hold model/, "
                                f"result.json and checkpoints/).")
+    from ..data.registry import dataset_info
+
     resolved = out.resolve()
     for spec in data_specs:
         root = _folder_root(spec)
         if root is not None and resolved.is_relative_to(root):
-            raise TransferkitError(f"{flag} {out} is inside the data folder {root}: the run's own files would sit "
+            named = f" (where {spec} is stored)" if dataset_info(spec.partition(":")[0]) else ""
+            raise TransferkitError(f"{flag} {out} is inside the data folder {root}{named}: the run's own files would sit "
                                    f"among the training images and be read as data by the next run. Give an "
                                    f"output directory outside {root}.")
+    check_writable(out, flag)
 
 
 def _load_role(role: str, value):
-    from ..data import load_dataset
+    from ..data import load_dataset, load_unlabelled
 
     if value is None:
         return None
-    if role == "target" and str(value).lower().endswith(".csv"):
-        return load_dataset(value, unlabelled=True)  # a target-domain manifest may leave its labels empty
-    if role in ("target", "val", "test"):
+    if role == "target":  # a flat folder, or a manifest with empty labels, is a target as it comes
+        return load_unlabelled(value)
+    if role in ("val", "test"):
         return load_dataset(value)
     if role == "teacher":
         from ..strategies import Strategy
@@ -257,7 +266,7 @@ def _run(fn):
 @app.command()
 def fit(
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="Strategy name (see `transferkit strategies`)."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Training data: a folder (ImageFolder layout), a .csv manifest, 'digits' or 'fashion-mnist'."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Training data: a folder (ImageFolder layout), a .csv manifest, or a built-in dataset as NAME[:SPLIT] (see `transferkit datasets`); dataset options follow a '?': 'm.csv?duplicates=drop', 'omniglot:background_small1?invert=true&image_size=28'."),
     test: Optional[str] = typer.Option(None, "--test", help="Labelled test data; default: a stratified --test-fraction of --data."),
     test_fraction: Optional[float] = typer.Option(None, help="Fraction of --data held out for the test metrics when --test is not given (default 0.2)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone spec: builtin:NAME, timm:NAME, hf-hub:ORG/NAME, torchvision:NAME or file:PATH."),
@@ -364,9 +373,10 @@ def _data_kwargs(spec: str, on_error: str | None) -> dict:
     always wins), else keeps its own default (hymenoptera skips its known-bad files)."""
     import inspect
 
-    from ..data import load_dataset  # noqa: F401  (registers the built-in datasets)
+    from ..data.loaders import split_options  # (importing data registers the built-in datasets)
     from ..data.registry import dataset_info
 
+    spec = split_options(spec)[0]
     info = dataset_info(str(spec).partition(":")[0])
     if info is not None and not Path(spec).exists():
         prms = inspect.signature(info.loader).parameters.values()

@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from ..errors import TransferkitError, check_choice
+from ..utils import check_writable
 from .app import app
 
 FORMATS = ("onnx", "torchscript")
@@ -117,6 +118,7 @@ def export(
         path = path / f"model{SUFFIX[fmt]}"
     if any(p.exists() and not p.is_dir() for p in path.parents):
         raise TransferkitError(f"--out {out}: a parent of it is a file, not a directory.")
+    check_writable(path, "--out" if out is not None else "the export file")
 
     strategy = Strategy.load(model)
     net = exportable_network(strategy)

@@ -19,5 +19,7 @@ def tour(
 ):
     """Pre-train a backbone on half the classes, then settle each transfer-learning situation by measurement."""
     from ..tour import run_tour
+    from .core import check_out_dir
 
+    check_out_dir(out, "--out")
     run_tour(dataset, quick=quick, out=out, seed=seed, situations=situation or None, report=report)

@@ -241,12 +241,12 @@ def check_image_files(ds: ImageDataset, on_error: str = "raise", progress: bool 
     20 by name); ``'skip'``: drop them, with a warning naming each (the first 20) and the total."""
     import warnings
 
-    from tqdm.auto import tqdm
+    from ..utils import progress_bar
 
     if ds.is_array:
         return ds
     bad: list[tuple[int, str]] = []
-    for i in tqdm(range(len(ds)), desc="checking images", disable=not progress, leave=False):
+    for i in progress_bar(range(len(ds)), desc="checking images", enabled=progress, leave=False):
         try:
             ds.load_image(i)
         except ImageLoadError as e:

@@ -23,8 +23,12 @@ FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def from_folder(root, *, validate: bool = True, on_error: str = "raise", extensions=IMAGE_EXTENSIONS,
-                name: str | None = None) -> ImageDataset:
+                name: str | None = None, unlabelled: bool = False) -> ImageDataset:
     """An ImageFolder directory: ``root/<class>/<image>``; classes sorted by name (torchvision's layout).
+
+    ``unlabelled=True`` (a domain-adaptation target, images to predict) also accepts a flat folder of images, as
+    a folder of night photos comes: when ``root`` holds image files itself, every image under it (at any depth) is
+    read with the label -1 and no classes.
 
     Empty class folders are an error naming the folder. ``validate`` decodes every image once so bad
     files are reported with their paths (all of them) before training starts (``on_error='skip'`` drops
@@ -52,9 +56,16 @@ def from_folder(root, *, validate: bool = True, on_error: str = "raise", extensi
             continue
         seen_dirs.add(key)
         class_dirs.append(d)
+    if unlabelled and any(f.suffix.lower() in exts and f.is_file() for f in root.iterdir()):
+        files = _walk_images(root, real_root, exts, skipped, {_dir_key(real_root)}, {})
+        _warn_skipped_links(root, skipped)
+        ds = ImageDataset([str(f) for f in files], [-1] * len(files), [], name=name or root.name, root=str(root))
+        return check_image_files(ds, on_error) if validate else ds
     if not class_dirs:
         _warn_skipped_links(root, skipped)
-        raise DataError(f"{root} has no class sub-folders; expected the layout {root}/<class>/<image files>.")
+        flat = (" (a flat folder of images is read only where unlabelled images are expected, e.g. a "
+                "domain-adaptation --target)" if any(f.suffix.lower() in exts for f in root.iterdir()) else "")
+        raise DataError(f"{root} has no class sub-folders; expected the layout {root}/<class>/<image files>{flat}.")
     paths, labels, empty = [], [], []
     for label, d in enumerate(class_dirs):
         files = _walk_images(d, real_root, exts, skipped, seen_dirs, seen_files)
@@ -191,7 +202,8 @@ def from_csv(path, *, root=None, path_column: str = "path", label_column: str = 
         raise DataError(
             f"{path}, line {lines[0]}: no label (the {label_column!r} column is {names[lines[0] - 2]!r}); "
             f"{len(lines)} row(s) without a label in all (line(s) {_lines(lines)}). Every row needs a class name; "
-            f"pass unlabelled=True to keep such rows as unlabelled images.")
+            f"pass unlabelled=True to keep such rows as unlabelled images (on the command line: "
+            f"--data '{path}?unlabelled=true'; a domain-adaptation --target keeps them by itself).")
     names = ["" if m else n for n, m in zip(names, is_missing)]
     keep = _dedupe_rows(path, paths, names, rows, duplicates)
     class_list = list(classes) if classes is not None else sorted({n for n in names if n})
@@ -240,7 +252,8 @@ def _dedupe_rows(path: Path, paths: list[str], names: list[str], rows: list[dict
         if duplicates == "raise":
             raise DataError(f"{path}: {len(repeats)} duplicate row(s) repeat an earlier image: {listed}. A repeated "
                             f"image can land in both the train and the test split. Remove the repeats, or pass "
-                            f"duplicates='drop' to keep the first row of each image.")
+                            f"duplicates='drop' to keep the first row of each image (on the command line: "
+                            f"--data '{path}?duplicates=drop').")
         warnings.warn(f"{path}: dropped {len(repeats)} duplicate row(s) repeating an earlier image: {listed}.",
                       stacklevel=3)
     return keep
@@ -273,7 +286,7 @@ def from_arrays(images, labels, classes=None, *, name: str = "arrays", **kwargs)
 
 @register_dataset("digits", description="scikit-learn's 8x8 handwritten digits, 1,797 images, 10 classes "
                   "(always available)", splits=("all",), default_split="all", source="sklearn.datasets.load_digits")
-def _digits(split="all", **kwargs):
+def _digits(split="all"):
     return load_digits()
 
 
@@ -348,22 +361,80 @@ def load_fashion_mnist(split: str = "train", root=None, download: bool = True) -
     return ImageDataset(images, labels, FASHION_CLASSES, name=f"fashion-mnist-{split}", root=str(where))
 
 
+def load_unlabelled(spec, **kwargs) -> ImageDataset:
+    """Images whose labels are not used (a domain-adaptation target): :func:`load_dataset` of ``spec``, where a
+    folder may also be flat and a CSV may leave its labels empty; every label is then hidden (-1)."""
+    base = split_options(spec)[0]
+    if dataset_info(base.partition(":")[0]) is None or Path(base).exists():
+        kwargs.setdefault("unlabelled", True)
+    return load_dataset(spec, **kwargs).unlabelled()
+
+
+def split_options(spec) -> tuple[str, dict]:
+    """``'SPEC?key=value&key=value'`` -> ``('SPEC', {key: value})``: the dataset options of a data spec.
+
+    Values are read as YAML scalars (``true``, ``28``, ``0.5``, text); a value with commas is a list
+    (``exclude_alphabets=Greek,Latin``). A path that exists as given is never split.
+
+    >>> split_options("m.csv?duplicates=drop&unlabelled=true")
+    ('m.csv', {'duplicates': 'drop', 'unlabelled': True})
+    """
+    import yaml
+
+    s = str(spec)
+    if "?" not in s or Path(s).exists():
+        return s, {}
+    base, _, query = s.partition("?")
+    options = {}
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"Data {s!r}: dataset options are written NAME_OR_PATH?key=value&key=value; got {pair!r}.")
+        parts = [yaml.safe_load(v) if v.strip() else "" for v in value.split(",")]
+        options[key.strip().replace("-", "_")] = parts if "," in value else parts[0]
+    return base, options
+
+
+def _check_options(fn, options: dict, base: str) -> None:
+    """Refuse dataset options ``fn`` does not take, naming them and the ones it does (a loader taking ``**kwargs``
+    checks its own)."""
+    import inspect
+
+    from ..errors import nearest
+
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "split"]
+    unknown = [k for k in options if k not in named]
+    if unknown:
+        takes = f"its options are {named}" if named else "it takes no options"
+        raise DataError(f"Data {base!r}: unknown dataset option(s) {unknown}; {takes}.{nearest(unknown[0], named)}")
+
+
 def load_dataset(spec, **kwargs) -> ImageDataset:
     """Any door by a string: a built-in name with an optional split (``'hymenoptera:val'``, ``'usps:test'``,
-    ``'fashion-mnist:train'``, see ``transferkit datasets``), a folder, or a .csv manifest."""
+    ``'fashion-mnist:train'``, see ``transferkit datasets``), a folder, or a .csv manifest; each may end with
+    dataset options, ``?key=value&key=value`` (``'m.csv?duplicates=drop'``, ``'omniglot:background?invert=true'``),
+    which win over the same keyword given in ``kwargs``."""
     if not isinstance(spec, (str, os.PathLike)):
         raise TransferkitError(f"load_dataset expects a name or a path; got {type(spec).__name__}.")
-    s = str(spec)
+    s, options = split_options(spec)
+    kwargs.update(options)
     name, _, split = s.partition(":")
     if dataset_info(name) is not None and not Path(s).exists():
+        _check_options(dataset_info(name).loader, options, s)
         return load_registered(name, split or None, **kwargs)
     for prefix, fn in (("folder:", from_folder), ("csv:", from_csv)):
         if s.startswith(prefix):
+            _check_options(fn, options, s)
             return fn(s[len(prefix):], **kwargs)
     p = Path(s)
     if p.is_dir():
+        _check_options(from_folder, options, s)
         return from_folder(p, **kwargs)
     if p.suffix.lower() == ".csv":
+        _check_options(from_csv, options, s)
         return from_csv(p, **kwargs)
     raise DataError(f"Unknown dataset {s!r}: give a folder (ImageFolder layout), a .csv manifest, "
                     f"or a built-in name: {', '.join(BUILTIN_DATASETS)}.")

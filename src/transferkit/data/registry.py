@@ -27,12 +27,14 @@ class DatasetInfo:
     default_split: str
     loader: Callable
     source: str = ""
+    folder: str = ""  # the image folder it reads under a data root, when it reads one (not a zip or an array file)
 
 
-def register_dataset(name: str, *, description: str, splits: tuple[str, ...], default_split: str, source: str = ""):
+def register_dataset(name: str, *, description: str, splits: tuple[str, ...], default_split: str, source: str = "",
+                     folder: str = ""):
     """Decorator: register ``fn(split, root=None, download=True, **kwargs) -> ImageDataset`` under ``name``."""
     def wrap(fn):
-        _REGISTRY[name] = DatasetInfo(name, description, tuple(splits), default_split, fn, source)
+        _REGISTRY[name] = DatasetInfo(name, description, tuple(splits), default_split, fn, source, folder)
         BUILTIN_DATASETS[name] = description
         return fn
     return wrap
@@ -44,6 +46,13 @@ def list_datasets() -> dict[str, DatasetInfo]:
 
 def dataset_info(name: str) -> DatasetInfo | None:
     return _REGISTRY.get(name)
+
+
+def local_folder(spec: str) -> Path | None:
+    """The image folder a built-in dataset spec (``NAME[:SPLIT]``) reads on this machine, or None."""
+    info = _REGISTRY.get(str(spec).partition(":")[0])
+    where = find_local(info.folder) if info is not None and info.folder else None
+    return where.resolve() if where is not None else None
 
 
 def load_registered(name: str, split: str | None, **kwargs):

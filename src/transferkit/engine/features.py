@@ -11,19 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 import weakref
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..data.dataset import ImageDataset
 from ..data.transforms import ImageTransform
 from ..errors import DataError
-from ..utils import atomic_path, cache_dir, fingerprint, state_fingerprint
+from ..utils import atomic_path, cache_dir, fingerprint, progress_bar, state_fingerprint
 from .loaders import make_loader
 from .memory import batch_for_budget, budget_mb, probe_once
+
+
+_UNWRITABLE: set[Path] = set()
+
+
+def _cache_file(stack: contextlib.ExitStack, path: Path) -> Path | None:
+    """The temporary file the features stream into, renamed onto ``path`` when complete; None (run without the
+    cache, with a warning) when the cache folder cannot be written: a read-only ``$TRANSFERKIT_CACHE`` costs a
+    recomputation next time, never the run."""
+    try:
+        return stack.enter_context(atomic_path(path, ".npy"))
+    except OSError as e:
+        if path.parent in _UNWRITABLE:
+            return None
+        _UNWRITABLE.add(path.parent)  # said once per folder and process, not once per extraction
+        warnings.warn(f"The feature cache {path.parent} cannot be written ({e.strerror or e}): the features are "
+                      f"computed without caching. Set TRANSFERKIT_CACHE to a writable folder to keep them.",
+                      stacklevel=3)
+        return None
 
 
 def feature_cache_key(backbone, dataset: ImageDataset, transform, layer=None) -> str:
@@ -134,7 +153,8 @@ def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, 
                     return cached
             except (ValueError, OSError, EOFError):
                 pass
-            path.unlink(missing_ok=True)  # unreadable, truncated or the wrong shape: recompute
+            with contextlib.suppress(OSError):  # a read-only cache keeps it; the rename below would then warn
+                path.unlink(missing_ok=True)  # unreadable, truncated or the wrong shape: recompute
     device = torch.device(device) if device else next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval().to(device)
@@ -147,10 +167,10 @@ def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, 
     loader = make_loader(data, batch_size, num_workers=num_workers)
     try:
         with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(atomic_path(path, ".npy")) if path else None
+            tmp = _cache_file(stack, path) if path else None
             fh = out = None
             pos, n_bad, first_bad = 0, 0, []
-            for x, _ in tqdm(loader, desc="extracting features", disable=not progress, leave=False, unit="batch"):
+            for x, _ in progress_bar(loader, desc="extracting features", enabled=progress, leave=False, unit="batch"):
                 f = backbone(x.to(device, non_blocking=True))
                 if layer is not None:
                     f = captured["x"]
@@ -186,7 +206,7 @@ def extract_features(backbone, dataset: ImageDataset, *, batch_size: int = 256, 
             if fh is not None:
                 fh.flush()
                 os.fsync(fh.fileno())
-        if path is not None:
+        if tmp is not None:  # renamed into place: read back memory-mapped
             return np.load(path, mmap_mode="r")
         return out
     finally:

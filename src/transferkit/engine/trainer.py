@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..errors import DivergenceError, TransferkitError, check_choice
-from ..utils import atomic_path, seed_everything, write_json
+from ..utils import atomic_path, progress_bar, seed_everything, write_json
 from .allocator import release_free_memory
 from .loaders import PairedLoader, batch_to
 from .memory import batch_length, split_batch
@@ -194,8 +194,8 @@ class Trainer:
                 sums, count, t0 = {}, 0, time.perf_counter()
                 if skip_batches and self._resume_partial:  # the interrupted epoch's running sums
                     sums, count = dict(self._resume_partial["sums"]), int(self._resume_partial["count"])
-                bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
-                           disable=not (self.progress and fabric.is_global_zero), unit="batch", dynamic_ncols=True)
+                bar = progress_bar(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{self.max_epochs}", leave=False,
+                                   enabled=self.progress and fabric.is_global_zero, unit="batch", dynamic_ncols=True)
                 for i, batch in enumerate(train_loader):
                     if i >= steps_per_epoch:
                         break

@@ -34,12 +34,12 @@ def _locate(root, download: bool):
 
 @register_dataset("hymenoptera", description="ants vs bees photos (the PyTorch transfer-learning tutorial), "
                   "train 244 (+1 placeholder GIF, dropped) / val 153, 2 classes", splits=("train", "val", "test"),
-                  default_split="train", source=URL)
+                  default_split="train", source=URL, folder=FOLDER)
 def load_hymenoptera(split: str = "train", root=None, download: bool = True, on_error: str = "skip",
-                     keep_placeholders: bool = False, **kwargs):
+                     keep_placeholders: bool = False, validate: bool = True):
     """``split`` is 'train' or 'val' ('test' is an alias of 'val': the tutorial has no third split)."""
     where = _locate(root, download) / ("val" if split == "test" else split)
-    ds = from_folder(where, on_error=on_error, name=f"hymenoptera-{split}", **kwargs)
+    ds = from_folder(where, on_error=on_error, name=f"hymenoptera-{split}", validate=validate)
     if keep_placeholders:
         return ds
     drop = [i for i, p in enumerate(ds.images) if p.rsplit("/", 1)[-1] in PLACEHOLDERS]

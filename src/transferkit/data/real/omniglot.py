@@ -111,7 +111,11 @@ def _decode_member(member, where: Path, size, invert: bool) -> np.ndarray:
     try:
         return _decode(read(), size, invert)
     except Exception as e:  # a damaged zip member or PNG
-        raise DataError(f"omniglot: cannot decode {where}/{alphabet}/{character}/{file} ({type(e).__name__}: {e}); "
+        from PIL import UnidentifiedImageError
+
+        # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"), never the file: say what it is instead
+        reason = "not a readable PNG image" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+        raise DataError(f"omniglot: cannot decode {where}/{alphabet}/{character}/{file} ({reason}); "
                         f"the copy is damaged, download it again.") from None
 
 
@@ -120,8 +124,7 @@ def _decode_member(member, where: Path, size, invert: bool) -> np.ndarray:
                   "background_small2 156 characters", splits=tuple(FOLDERS), default_split="background",
                   source="torchvision.datasets.Omniglot; github.com/brendenlake/omniglot")
 def load_omniglot(split: str = "background", root=None, download: bool = True, image_size=None,
-                  invert: bool = False, alphabets=None, exclude_alphabets=None, on_error: str = "raise",
-                  **kwargs) -> ImageDataset:
+                  invert: bool = False, alphabets=None, exclude_alphabets=None, on_error: str = "raise") -> ImageDataset:
     """Omniglot ``split`` as a uint8 array dataset (N, H, W); classes ``Alphabet/characterNN``, domains = alphabet.
 
     Args:
@@ -130,9 +133,6 @@ def load_omniglot(split: str = "background", root=None, download: bool = True, i
         alphabets / exclude_alphabets: keep only / drop these alphabets (names as in the zip).
         on_error: accepted for the CLI's ``--on-error``; a PNG that does not decode always raises, naming it.
     """
-    if kwargs:
-        raise DataError(f"omniglot: unknown option(s) {sorted(kwargs)}; the options are image_size, invert, "
-                        f"alphabets, exclude_alphabets, root, download.")
     where = _locate(split, root, download)
     size = None if image_size is None else ((int(image_size),) * 2 if np.isscalar(image_size) else tuple(map(int, image_size)))
     size = None if size is None else (size[1], size[0])  # PIL: (W, H)

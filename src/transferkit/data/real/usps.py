@@ -68,15 +68,13 @@ def _find_bz2(split: str, root) -> Path | None:
 @register_dataset("usps", description="USPS handwritten digits, 16x16, train 7,291 / test 2,007, classes '0'..'9' "
                   "(as 'digits')", splits=("train", "test"), default_split="train",
                   source="torchvision.datasets.USPS; " + SOURCE)
-def load_usps(split: str = "train", root=None, download: bool = True, on_error: str = "raise", **kwargs) -> ImageDataset:
+def load_usps(split: str = "train", root=None, download: bool = True, on_error: str = "raise") -> ImageDataset:
     """USPS ``split`` ('train' or 'test') as a uint8 array dataset (N, 16, 16), classes '0'..'9'.
 
     Looked up as ``usps/usps.h5`` (or torchvision's ``usps.bz2`` / ``usps.t.bz2``) in ``root``,
     ``$TRANSFERKIT_DATA`` and the user cache, then downloaded with torchvision. ``on_error`` is accepted
     for the CLI's ``--on-error`` (arrays have no unreadable files).
     """
-    if kwargs:
-        raise DataError(f"usps: unknown option(s) {sorted(kwargs)}; the options are root and download.")
     h5 = find_local(H5, root)
     if h5 is not None and h5.is_file():
         images, labels = read_usps_h5(h5, split)

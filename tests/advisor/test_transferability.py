@@ -20,6 +20,43 @@ def test_logme_ranks_informative_features_first(pixel_features):
     assert all(np.isfinite(scores))
 
 
+def test_logme_reaches_the_evidence_maximum_of_a_dense_scan_with_fewer_samples_than_dimensions():
+    """Issue 28 stage 5: 60 ReLU features of 128 dimensions, where a single search started from the better of the
+    fixed point and the grid's best point stopped short on one class. Every class's evidence is checked against a
+    dense scan of (log alpha, log beta) with steps of 0.1."""
+    from transferkit.advisor.transferability import _log_evidence, _logme_fixed_point, _logme_numeric_max
+
+    rng = np.random.default_rng(50)
+    n, d, k = 60, 128, int(rng.integers(2, 6))
+    y = rng.integers(0, k, n)
+    scale = 10 ** rng.uniform(-2, 2)
+    f = np.maximum(rng.normal(size=(n, d)) + rng.normal(size=(k, d))[y] * rng.uniform(0, 2), 0) * scale
+    _, sv, vh = np.linalg.svd(f, full_matrices=False)
+    s = np.zeros(d)
+    s[: len(sv)] = sv ** 2
+    grid = np.linspace(-14, 14, 281)
+    for c in np.unique(y):  # class by class: a class above the scan must not hide one below it
+        yc = (y == c).astype(float)
+        z = np.zeros(d)
+        z[: len(sv)] = vh @ (f.T @ yc)
+        yy = float(yc @ yc)
+        dense = max(_dense_evidence(la, grid, s, z, yy, n).max() for la in grid)
+        assert np.isclose(_dense_evidence(grid[7], grid[9:10], s, z, yy, n)[0], _log_evidence(grid[7], grid[9], s, z, yy, n))
+        found = _logme_numeric_max(s, z, yy, n, start=_logme_fixed_point(s, z, yy, n))
+        assert found >= dense - 1e-9, (c, found / n, dense / n)
+    assert logme(f, y) >= logme(f, y, solver="fixed-point")
+
+
+def _dense_evidence(log_a, log_b, s, z, yy, n):
+    """The closed-form log evidence at one log alpha and an array of log beta (the scan, vectorised)."""
+    a, b = np.exp(log_a), np.exp(np.asarray(log_b))[:, None]
+    denom = a + b * s
+    m = b * z / denom
+    res = np.maximum(yy - 2.0 * (m @ z) + (m * m) @ s, 0.0)
+    return (len(s) / 2 * log_a + n / 2 * np.log(b[:, 0]) - 0.5 * np.log(denom).sum(1) - b[:, 0] / 2 * res
+            - a / 2 * (m * m).sum(1) - n / 2 * np.log(2 * np.pi))
+
+
 def test_leep_and_nce_bounds():
     y = np.repeat(np.arange(4), 25)
     perfect = np.eye(4)[y]

@@ -85,19 +85,22 @@ class RunLock:
 
     A second run into the same directory gets a TransferkitError naming the first run's pid instead of
     both overwriting each other's checkpoints and results. The kernel drops the lock when the process
-    ends, however it ends, so a crashed run never leaves a stale lock.
+    ends, however it ends, so a crashed run never leaves a stale lock. A run that stops before writing
+    anything (a bad setting found after the lock was taken) leaves no folder behind that it created.
     """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
         self.path = self.directory / ".lock"
         self._fh = None
+        self._created: list[Path] = []
 
     def __enter__(self):
         import fcntl
 
         from .errors import TransferkitError
 
+        self._created = [d for d in (self.directory, *self.directory.parents) if not d.exists()]
         self.directory.mkdir(parents=True, exist_ok=True)
         fh = open(self.path, "a+")
         try:
@@ -122,9 +125,14 @@ class RunLock:
         if self._fh is not None:
             with contextlib.suppress(OSError):
                 self._fh.truncate(0)
+                if self._created and [p.name for p in self.directory.iterdir()] == [".lock"]:
+                    self.path.unlink()  # nothing was written: leave no folder holding only a lock
                 fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
             self._fh.close()
             self._fh = None
+            for d in self._created:  # deepest first; a folder something else was written into stays
+                with contextlib.suppress(OSError):
+                    d.rmdir()
         return False
 
 

@@ -176,6 +176,13 @@ def _flat_folder(tmp: Path) -> Path:
     return root
 
 
+def _protonet(tmp: Path) -> Path:
+    """A few-shot model saved by `transferkit fit -s protonet` (micro CNN, digits, 3 episodes)."""
+    r = runner.invoke(app, [str(a) for a in fit("--out", tmp / "pn", "-s", "protonet", "-p", "episodes_per_epoch=3")])
+    assert r.exit_code == 0, r.output
+    return tmp / "pn" / "model"
+
+
 def _raise(exc: BaseException):
     raise exc
 
@@ -475,6 +482,20 @@ CASES = [
          2, "Data 'digits': unknown dataset option(s) ['size']; it takes no options."),
     Case("advise-with-nothing-to-go-on", ["advise", "--new-class-shots", "0", "--unseen-classes", "none"],
          0, "N1: no strategy can recognise a class it has neither seen nor had described. Collect 1-5 labelled images"),
+    # issue 28 stage 1: few-shot as a user uses it
+    Case("predict-few-shot-with-a-support-folder", lambda t, e: ["predict", _protonet(t), _image(t), "--top-k", "2",
+                                                                 "--support", _folder(t / "sup", {"kanji": 2, "rune": 2})],
+         0, "{tmp}/x.png,"),
+    Case("predict-few-shot-without-support-says-it-needs-one", lambda t, e: ["predict", _protonet(t), _image(t)],
+         2, "{tmp}/pn/model is a few-shot model (protonet): it classifies images among new classes it is shown"),
+    Case("predict-support-for-a-classifier", lambda t, e: ["predict", e["run"] / "model", _image(t), "--support", t],
+         2, "--support is for few-shot models; {run}/model is a 'finetune' model"),
+    Case("episodes-that-cannot-be-drawn-name-the-setting",
+         lambda t, e: fit("--out", t / "o", "-s", "protonet", data=_folder(t / "imgs", {c: 8 for c in "abcdef"})),
+         2, "Set q_queries=",
+         check=lambda t: not (t / "o").exists() or pytest.fail(f"left {sorted(p.name for p in (t / 'o').iterdir())}")),
+    Case("frozen-features-on-a-random-backbone-warn", fit("-s", "simpleshot", "--out", "o"),
+         0, "warning: SimpleShot: the backbone builtin:micro-cnn has random weights"),
     Case("permission-error-on-a-user-path-is-not-a-bug", Py(lambda t, e: _raise(PermissionError(13, "Permission denied", str(t / "x")))),
          2, "Cannot use {tmp}/x: Permission denied (you do not have permission there"),
     Case("full-disk-is-not-a-bug", Py(lambda t, e: _raise(OSError(28, "No space left on device"))),
@@ -753,3 +774,19 @@ def test_the_bug_message_is_reachable_only_outside_user_io():
     body = wrapper[wrapper.index("def guarded("):wrapper.index("def _bug(")]
     assert body.count("_bug(") == 1
     assert body.index("except TransferkitError") < body.index("is_user_io(e)") < body.index("_bug(")
+
+
+def test_predict_with_support_labels_images_with_the_support_classes(tmp_path):
+    """`predict --support DIR` on a few-shot model: every image gets a class of DIR, with probabilities over them."""
+    import csv
+    import io
+
+    model = _protonet(tmp_path)
+    _folder(tmp_path / "sup", {"kanji": 2, "rune": 2})
+    queries = _folder(tmp_path / "q", {"x": 3})
+    r = runner.invoke(app, ["predict", str(model), str(queries), "--top-k", "2", "--support", str(tmp_path / "sup")])
+    assert r.exit_code == 0, r.output
+    rows = [row for row in csv.DictReader(io.StringIO(r.stdout)) if row.get("path")]
+    assert len(rows) == 6 and {row["label"] for row in rows} == {"kanji", "rune"}
+    for path in {row["path"] for row in rows}:
+        assert sum(float(row["probability"]) for row in rows if row["path"] == path) == pytest.approx(1, abs=1e-3)

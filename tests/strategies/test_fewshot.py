@@ -32,7 +32,8 @@ def test_sampler_validates_and_is_seeded():
     with pytest.raises(DataError) as e:
         sample_episodes(labels, n_way=4, k_shot=5, q_queries=15, episodes=10, class_names=["a", "b", "c", "d"])
     msg = str(e.value)
-    assert "each class needs 20 images" in msg and "'c': 4" in msg and "'a': 30" in msg
+    assert "each class needs 20 images" in msg and "4 to 30" in msg and "fewest: c 4, a 30" in msg
+    assert "Set q_queries=-1" not in msg and "k_shot + q_queries <= 4" in msg and "n_way=3" in msg  # what would work
     a = sample_episodes(labels, n_way=3, k_shot=2, q_queries=3, episodes=20, seed=1)
     b = sample_episodes(labels, n_way=3, k_shot=2, q_queries=3, episodes=20, seed=1)
     c = sample_episodes(labels, n_way=3, k_shot=2, q_queries=3, episodes=20, seed=2)
@@ -102,7 +103,7 @@ def test_protonet_save_load_and_errors(protonet, base_novel, tmp_path):
         protonet.predict(x, support=(sup.subset(np.arange(3)), ["a", "a", "a"]))
     with pytest.raises(TransferkitError, match="'metric' parameter of ProtoNet"):
         ProtoNet(metric="manhattan", **TINY).fit(base_novel[0])
-    with pytest.raises(DataError, match="Images per class"):
+    with pytest.raises(DataError, match=r"images per class: .* Set .*n_way="):
         protonet.evaluate(base_novel[1], n_way=6)
 
 

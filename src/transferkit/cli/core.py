@@ -434,8 +434,13 @@ def predict(
     top_k: int = typer.Option(1, help="How many classes to print per image (1 to the number of classes)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write predictions as CSV to this file instead of "
                                                                 "stdout (missing parent folders are created)."),
+    support: Optional[str] = typer.Option(None, "--support", help="Few-shot models: the new classes, as a folder with "
+                                          "one sub-folder of a few labelled images per class (or a CSV manifest); "
+                                          "the images are classified among these classes."),
 ):
-    """Predict classes of new images with a saved model (CSV: path, label, probability)."""
+    """Predict classes of new images with a saved model (CSV: path, label, probability).
+
+    A few-shot model (ProtoNet, SimpleShot, MAML...) classifies among new classes given by --support."""
     def body():
         import csv
 
@@ -464,16 +469,16 @@ def predict(
         if not paths:
             raise TransferkitError(f"no image files ({'/'.join(IMAGE_EXTENSIONS)}) in {', '.join(map(str, images))}.")
         m = Strategy.load(model)
-        k_max = min(top_k, len(m.classes_))
-        if top_k > len(m.classes_):
-            typer.secho(f"warning: --top-k {top_k} is more than the model's {len(m.classes_)} classes; printing "
-                        f"{k_max} per image.", fg=typer.colors.YELLOW, err=True)
         ds = ImageDataset(paths, [-1] * len(paths), m.classes_, name="predict")
-        proba = m.predict_proba(ds)
+        proba, classes = _predict_with_support(m, model, ds, support)
+        k_max = min(top_k, len(classes))
+        if top_k > len(classes):
+            typer.secho(f"warning: --top-k {top_k} is more than the {len(classes)} classes; printing "
+                        f"{k_max} per image.", fg=typer.colors.YELLOW, err=True)
         rows = []
         for path, p in zip(paths, proba):
             for k in np.argsort(-p)[:k_max]:
-                rows.append((path, m.classes_[k], f"{p[k]:.4f}"))
+                rows.append((path, classes[k], f"{p[k]:.4f}"))
 
         def write(fh):
             w = csv.writer(fh)
@@ -487,6 +492,29 @@ def predict(
                 write(fh)
             typer.secho(f"wrote {len(rows)} rows to {output}", err=True)
     _run(body)
+
+
+def _predict_with_support(m, model: Path, ds, support: Optional[str]):
+    """Probabilities of ``ds`` and their classes: over the support set's classes for a few-shot model (which
+    needs one), over the model's own classes otherwise (which take none)."""
+    import inspect
+
+    from ..data import load_dataset
+
+    few_shot = "support" in inspect.signature(m.predict_proba).parameters
+    if few_shot and support is None:
+        raise TransferkitError(
+            f"{model} is a few-shot model ({m.name}): it classifies images among new classes it is shown, not among "
+            f"the {len(m.classes_)} classes it was trained on. Give --support DIR, a folder with one sub-folder of a "
+            f"few labelled images per new class (1 to 5 each is the few-shot regime).")
+    if support is None:
+        return m.predict_proba(ds), list(m.classes_)
+    if not few_shot:
+        raise TransferkitError(f"--support is for few-shot models; {model} is a {m.name!r} model, which predicts "
+                               f"its own {len(m.classes_)} classes. Leave --support out.")
+    sup = load_dataset(support)
+    names = [sup.classes[label] for label in sup.labels]
+    return m.predict_proba(ds, support=(sup, names)), sorted(set(names))
 
 
 @app.command()

@@ -42,12 +42,32 @@ class EpisodeSampler:
         self.by_class = {int(c): np.flatnonzero(labels == c) for c in present}
         self.eligible = np.array([c for c, idx in self.by_class.items() if len(idx) >= need])
         if len(self.eligible) < n_way:
-            name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
-            counts = {name(c): len(idx) for c, idx in self.by_class.items()}
-            raise DataError(
-                f"Cannot draw {n_way}-way {k_shot}-shot episodes with {q_queries} queries: each class needs "
-                f"{need} images and only {len(self.eligible)} of {len(counts)} classes have that many. "
-                f"Images per class: {counts}.")
+            raise DataError(self._cannot_draw(class_names))
+
+    def _cannot_draw(self, class_names) -> str:
+        """Why no episode can be drawn, with the images per class summarised and the settings that would work."""
+        name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
+        counts = sorted(((len(idx), name(c)) for c, idx in self.by_class.items()), key=lambda t: (t[0], str(t[1])))
+        sizes = np.array([n for n, _ in counts])
+        need = self.k_shot + self.q_queries
+        msg = (f"Cannot draw {self.n_way}-way {self.k_shot}-shot episodes with {self.q_queries} queries: each class "
+               f"needs {need} images and only {len(self.eligible)} of {len(counts)} classes have that many (images "
+               + (f"per class: {sizes.min()} each" if sizes.min() == sizes.max() else
+                  f"per class: {sizes.min()} to {sizes.max()}, median {np.median(sizes):g}; fewest: "
+                  + ", ".join(f"{c} {n}" for n, c in counts[:5])) + ").")
+        fixes = []
+        if len(sizes) >= self.n_way:
+            room = int(np.sort(sizes)[-self.n_way])  # the n_way-th fullest class bounds k_shot + q_queries
+            if room - self.k_shot >= 1:
+                fixes.append(f"q_queries={room - self.k_shot} (with k_shot={self.k_shot})")
+            if room >= 2:
+                fixes.append(f"k_shot + q_queries <= {room}")
+        if len(self.eligible) >= 2:
+            fixes.append(f"n_way={len(self.eligible)}")
+        hint = (" Set " + " or ".join(fixes) + " (on the command line: -p q_queries=..., -p k_shot=..., -p n_way=...)"
+                if fixes else " Give more images per class")
+        return (msg + hint + "; or keep every image for training: a separate --test set takes no hold-out, and "
+                "--test-fraction sets its size.")
 
     def __len__(self) -> int:
         return self.episodes

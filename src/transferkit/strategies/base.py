@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,17 @@ ROLES = {
 # The five families of DESIGN.md; every strategy declares one.
 FAMILIES = ("reuse-weights", "domain-shift", "scarce-data", "many-tasks", "efficiency")
 
+
+
+def warn_if_untrained(backbone, owner: str, hint: str = "") -> None:
+    """Warn when a strategy that keeps its backbone frozen gets one nobody trained: its features are random
+    projections, and what it measures says little about transfer. Said, not refused: a random-feature
+    baseline is a legitimate control."""
+    if not getattr(backbone, "has_pretrained_weights", True):
+        warnings.warn(f"{owner}: the backbone {getattr(backbone, 'spec', '')} has random weights (no pre-trained "
+                      f"weights, and {owner} does not train it), so its frozen features carry little information. "
+                      f"Give a pre-trained backbone (a timm: or torchvision: model with weights, or "
+                      f"file:OUT/backbone.safetensors from `transferkit pretrain`){hint}.", stacklevel=3)
 
 class MissingRoleError(TransferkitError):
     """A strategy's ``fit`` needs data roles that were not given; ``missing`` lists them."""

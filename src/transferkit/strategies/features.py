@@ -17,7 +17,7 @@ from ..data import ImageDataset
 from ..engine import extract_features
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
-from .base import Strategy
+from .base import Strategy, warn_if_untrained
 from .registry import register_strategy
 
 CLASSIFIERS = ("logreg", "linear-svm", "rbf-svm", "knn", "ridge")
@@ -176,6 +176,7 @@ class FeatureExtraction(Strategy):
         seed_everything(self.seed)
         self.classes_ = list(train.classes)
         self.backbone_ = self.make_backbone().eval()
+        warn_if_untrained(self.backbone_, type(self).__name__)
         for p in self.backbone_.parameters():
             p.requires_grad_(False)
         t0 = time.perf_counter()

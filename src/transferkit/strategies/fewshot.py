@@ -41,7 +41,7 @@ from ..data.episodes import (EpisodeLoader, as_images, episode_images, sample_ep
 from ..engine import extract_features, mean_confidence_interval
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
-from .base import Classifier, NeuralStrategy
+from .base import Classifier, NeuralStrategy, warn_if_untrained
 from .registry import register_strategy
 
 METRICS = ("euclidean", "cosine")
@@ -452,6 +452,8 @@ class _FrozenBaseline(_FewShot):
             seed_everything(self.seed)
             self.classes_ = list(train.classes)
             self.backbone_ = self.make_backbone()
+            warn_if_untrained(self.backbone_, type(self).__name__, ", or pretrain_on_base=True to train it on the "
+                              "base classes first")
             self.model_ = self.build_model(self.backbone_, len(self.classes_))
             self.model_.eval()
             self.history_ = []

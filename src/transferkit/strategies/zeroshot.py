@@ -41,7 +41,7 @@ from ..data.semantics import BUILTIN_SEMANTICS, builtin_semantics, load_attribut
 from ..engine import extract_features, make_loader
 from ..errors import DataError, TransferkitError, check_choice, check_range
 from ..utils import count_parameters, seed_everything
-from .base import NeuralStrategy, Strategy
+from .base import NeuralStrategy, Strategy, warn_if_untrained
 from .registry import register_strategy
 
 MODES = ("gzsl", "zsl", "seen")
@@ -251,6 +251,7 @@ class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
         seed_everything(self.seed)
         t0 = time.perf_counter()
         self.backbone_ = self.make_backbone().eval()
+        warn_if_untrained(self.backbone_, type(self).__name__)
         self.signatures_ = self.class_embeddings(sem)
         X = self.features(train)
         y = np.array([self.classes_.index(train.classes[l]) for l in train.labels])

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ..errors import DataError, ImageLoadError
 from ..utils import fingerprint
-from .images import array_to_chw, open_image, to_mode
+from .images import array_to_chw, open_image, preprocess, to_mode
 
 
 class ImageDataset(torch.utils.data.Dataset):
@@ -26,12 +26,17 @@ class ImageDataset(torch.utils.data.Dataset):
         semantics: optional class semantics (``{"attributes": (n_classes, M) array, "attribute_names": [...],
             "descriptions": {class: [sentences]}}``) for zero-shot learning.
         transform: applied on access; an :class:`ImageTransform` enables the vectorised array path.
+        preprocess: what a loader did to the source files before they became these images
+            (``{"invert": bool, "size": [H, W], "resample": "box"}``, see :func:`~transferkit.data.images.preprocess`).
+            A model records it from its training data and applies it to raw files it is given later (the idea of
+            timm's ``pretrained_cfg`` and of Hugging Face's saved image processors); on arrays, already
+            preprocessed, it is not applied again.
 
     Items are ``(image, label)``: image a (C, H, W) float tensor in [0, 1] once a transform is set.
     """
 
     def __init__(self, images, labels, classes: Sequence[str], *, domains=None, extra=None, semantics=None,
-                 name: str = "", root: str | None = None, transform=None):
+                 name: str = "", root: str | None = None, transform=None, preprocess: dict | None = None):
         self.images = images if isinstance(images, np.ndarray) else [str(p) for p in images]
         self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         self.classes = [str(c) for c in classes]
@@ -39,6 +44,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.extra = {k: np.asarray(v) for k, v in (extra or {}).items()}
         self.semantics = semantics
         self.name, self.root, self.transform = name, root, transform
+        self.preprocess = dict(preprocess or {})
         self._validate()
 
     def _validate(self) -> None:
@@ -143,7 +149,8 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.is_array:
             arr = self.images[index]
             return to_mode(Image.fromarray(arr if arr.ndim == 2 or arr.shape[-1] != 1 else arr[..., 0]), channels)
-        return open_image(self.images[index], channels)
+        image = open_image(self.images[index], channels)
+        return preprocess(image, self.preprocess) if self.preprocess else image
 
     def _channels(self) -> int:
         return getattr(self.transform, "channels", 3)
@@ -170,6 +177,12 @@ class ImageDataset(torch.utils.data.Dataset):
         out.transform = transform
         return out
 
+    def with_preprocess(self, preprocess: dict) -> "ImageDataset":
+        """The same images with ``preprocess`` applied to each file as it is read (see the class docstring)."""
+        out = copy.copy(self)
+        out.preprocess = dict(preprocess or {})
+        return out
+
     def subset(self, indices, *, classes: Sequence[str] | None = None, relabel=None) -> "ImageDataset":
         """Images at ``indices``; optionally with a new class list and a label map (old -> new)."""
         idx = np.asarray(indices, dtype=np.int64)
@@ -181,7 +194,7 @@ class ImageDataset(torch.utils.data.Dataset):
             images, labels, classes if classes is not None else self.classes,
             domains=None if self.domains is None else self.domains[idx],
             extra={k: v[idx] for k, v in self.extra.items()}, semantics=self._semantics_for(classes),
-            name=self.name, root=self.root, transform=self.transform)
+            name=self.name, root=self.root, transform=self.transform, preprocess=self.preprocess)
         return out
 
     def _semantics_for(self, classes):
@@ -203,7 +216,8 @@ class ImageDataset(torch.utils.data.Dataset):
         return out
 
     def fingerprint(self) -> str:
-        """Identifies the images and labels (array bytes, or paths with sizes and mtimes)."""
+        """Identifies the images and labels (array bytes, or paths with sizes and mtimes and the preprocessing
+        applied to them as they are read)."""
         if self.is_array:
             return fingerprint(self.images, self.labels)
         stats = []
@@ -213,7 +227,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 stats.append((p, s.st_size, s.st_mtime_ns))
             except OSError:
                 stats.append((p, -1, -1))
-        return fingerprint(stats, self.labels)
+        return fingerprint(stats, self.labels, *([sorted(self.preprocess.items())] if self.preprocess else []))
 
     def __repr__(self) -> str:
         kind = f"arrays{tuple(self.images.shape)}" if self.is_array else "files"

@@ -38,6 +38,25 @@ def open_image(path, channels: int = 3) -> Image.Image:
         raise ImageLoadError(f"Cannot read image {path}: {reason}.") from None
 
 
+RESAMPLE = {"box": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+            "lanczos": Image.Resampling.LANCZOS, "nearest": Image.Resampling.NEAREST}
+
+
+def preprocess(image: Image.Image, steps: dict) -> Image.Image:
+    """Redo a loader's preprocessing on one decoded image: resize to ``steps["size"]`` ([H, W]) with
+    ``steps["resample"]`` (default 'box'), then invert (``steps["invert"]``: 255 - pixel). Unknown keys are an
+    error, so a model saved by a newer version never silently skips a step."""
+    unknown = sorted(set(steps) - {"size", "resample", "invert"})
+    if unknown:
+        raise DataError(f"Unknown preprocessing step(s) {unknown}; this transferkit knows size, resample and invert.")
+    size = steps.get("size")
+    if size is not None and tuple(image.size) != (int(size[1]), int(size[0])):
+        image = image.resize((int(size[1]), int(size[0])), RESAMPLE[steps.get("resample", "box")])
+    if steps.get("invert"):
+        image = Image.eval(image, lambda v: 255 - v)
+    return image
+
+
 def to_mode(im: Image.Image, channels: int) -> Image.Image:
     """Convert any PIL mode to 'RGB' (3 channels) or 'L' (1 channel)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):

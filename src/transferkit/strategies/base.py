@@ -129,6 +129,19 @@ class Strategy(BaseEstimator):
         proba = self.predict_proba(data)
         return classification_metrics(data.labels, proba=proba, classes=self.classes_)
 
+    def _record_data(self, train) -> None:
+        """Keep the training data's preprocessing (``ImageDataset.preprocess``), to redo on raw files later."""
+        self.preprocess_ = dict(getattr(train, "preprocess", None) or {})
+
+    def prepare(self, data):
+        """``data`` as this model must see it: raw image files get the preprocessing its training data had (an
+        inversion, a resize: the loader's options), so a model trained on ``omniglot?invert=true`` reads the
+        original black-on-white PNGs right. Arrays, tensors and already preprocessed datasets pass unchanged."""
+        steps = getattr(self, "preprocess_", None)
+        if steps and isinstance(data, ImageDataset) and not data.is_array and not data.preprocess:
+            return data.with_preprocess(steps)
+        return data
+
     def check_fitted(self):
         if not hasattr(self, "classes_"):
             raise TransferkitError(f"This {type(self).__name__} is not fitted yet; call fit() first.")
@@ -165,7 +178,8 @@ class Strategy(BaseEstimator):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         meta = {"kind": "transferkit.strategy", "name": self.name, "params": self.json_params(),
-                "classes": list(self.classes_), "state": self._extra_state()}
+                "classes": list(self.classes_), "preprocess": getattr(self, "preprocess_", {}),
+                "state": self._extra_state()}
         tensors = self._tensor_state()
         if tensors:
             with atomic_path(d / "model.safetensors", ".safetensors") as tmp:
@@ -212,6 +226,7 @@ class Strategy(BaseEstimator):
         params = {k: v for k, v in meta["params"].items() if k in klass.param_names()}
         obj = klass(**params)
         obj.classes_ = [str(c) for c in meta["classes"]]
+        obj.preprocess_ = dict(meta.get("preprocess") or {})  # models saved before it was recorded have none
         from ..backbones.weights import load_weights  # corrupt/truncated files raise a TransferkitError
 
         weights = d / "model.safetensors"
@@ -356,7 +371,7 @@ class NeuralStrategy(Strategy):
         bs = batch_size or self.batch_size
         if not train and batch_size is not None:
             bs = self._inference_batch(bs)
-        return make_loader(data.with_transform(self.transform(train)), bs,
+        return make_loader(self.prepare(data).with_transform(self.transform(train)), bs,
                            shuffle=train, seed=self.seed, num_workers=self.num_workers, drop_last=train)
 
     def _inference_batch(self, max_batch: int) -> int:
@@ -431,8 +446,10 @@ class NeuralStrategy(Strategy):
 
     # -- fit / predict -------------------------------------------------------------------------------
     def _check_train(self, train: ImageDataset) -> ImageDataset:
+        """The labelled part of ``train``, refused without 2 classes; records its preprocessing (``prepare``)."""
         if not isinstance(train, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
+        self._record_data(train)
         labelled = np.flatnonzero(train.labels >= 0)
         present = np.unique(train.labels[labelled])
         if len(present) < 2:

@@ -152,7 +152,7 @@ class FeatureExtraction(Strategy):
     def embed(self, data: ImageDataset) -> np.ndarray:
         """Embeddings (N, D) of ``data`` from the frozen backbone (cached)."""
         try:
-            return np.asarray(extract_features(self.backbone_, data, batch_size=self.batch_size, layer=getattr(self, "_layer", self.layer),
+            return np.asarray(extract_features(self.backbone_, self.prepare(data), batch_size=self.batch_size, layer=getattr(self, "_layer", self.layer),
                                                cache=self.cache, device=self.device, num_workers=self.num_workers,
                                                progress=self.progress))
         except (IndexError, AttributeError) as e:
@@ -167,6 +167,7 @@ class FeatureExtraction(Strategy):
         self._validate_params()
         if not isinstance(train, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
+        self._record_data(train)
         labelled = np.flatnonzero(train.labels >= 0)
         train = train.subset(labelled) if len(labelled) < len(train) else train
         present = np.unique(train.labels)

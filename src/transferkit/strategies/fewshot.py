@@ -116,7 +116,7 @@ class _FewShot(NeuralStrategy):
     def embed(self, images, *, cache: bool = False) -> torch.Tensor:
         """Embeddings (N, D) of images (any form accepted by ``predict``), through ``_transform_features``."""
         self.check_fitted()
-        data = as_images(images, type(self).__name__)
+        data = self.prepare(as_images(images, type(self).__name__))
         net = self.embedder
         if isinstance(data, torch.Tensor):
             was = net.training
@@ -149,11 +149,18 @@ class _FewShot(NeuralStrategy):
             return proba.argmax(1)
         return np.unique(np.asarray(getattr(support[1], "labels", support[1])).reshape(-1))[proba.argmax(1)]
 
-    def evaluate(self, data: ImageDataset, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15,
-                 episodes: int = 600, seed: int = 0) -> dict:
+    def _episode_shape(self, n_way, k_shot, q_queries) -> tuple[int, int, int]:
+        """Evaluation episodes: as given, else the model's own training episodes (ProtoNet, MAML), else the
+        usual 5-way 5-shot 15-query; so a model trained with ``-p q_queries=10`` is also evaluated so."""
+        return tuple(v if v is not None else getattr(self, name, default) for v, name, default in
+                     ((n_way, "n_way", 5), (k_shot, "k_shot", 5), (q_queries, "q_queries", 15)))
+
+    def evaluate(self, data: ImageDataset, *, n_way: int | None = None, k_shot: int | None = None,
+                 q_queries: int | None = None, episodes: int = 600, seed: int = 0) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` N-way K-shot episodes drawn from ``data`` (the novel
-        classes), on cached features of the (frozen) embedding network."""
+        classes), on cached features of the (frozen) embedding network (episode shape: ``_episode_shape``)."""
         self.check_fitted()
+        n_way, k_shot, q_queries = self._episode_shape(n_way, k_shot, q_queries)
         if not isinstance(data, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.evaluate expects an ImageDataset; got {type(data).__name__}.")
         sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=1,
@@ -392,17 +399,18 @@ class MAML(_FewShot):
     def _pixels(self, data) -> torch.Tensor:
         if isinstance(data, torch.Tensor):
             return data
-        ds = data.with_transform(self.transform(False))
+        ds = self.prepare(data).with_transform(self.transform(False))
         return episode_images(ds, np.arange(len(ds)))
 
-    def evaluate(self, data: ImageDataset, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15,
-                 episodes: int = 600, seed: int = 0) -> dict:
+    def evaluate(self, data: ImageDataset, *, n_way: int | None = None, k_shot: int | None = None,
+                 q_queries: int | None = None, episodes: int = 600, seed: int = 0) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` episodes; each adapts the network (no feature cache)."""
         self.check_fitted()
+        n_way, k_shot, q_queries = self._episode_shape(n_way, k_shot, q_queries)
         t0 = time.perf_counter()
         ep = sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=episodes,
                              seed=seed, class_names=data.classes)
-        ds = data.with_transform(self.transform(False))
+        ds = self.prepare(data).with_transform(self.transform(False))
         device = next(self.model_.parameters()).device
         accs = []
         for i in range(episodes):

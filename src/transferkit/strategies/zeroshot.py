@@ -239,7 +239,8 @@ class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
 
     def features(self, data) -> np.ndarray:
         """L2-normalised frozen features (N, D) of an ImageDataset (cached on disk)."""
-        f = np.array(extract_features(self.backbone_, data, progress=False, num_workers=self.num_workers), dtype=np.float64)
+        f = np.array(extract_features(self.backbone_, self.prepare(data), progress=False, num_workers=self.num_workers),
+                     dtype=np.float64)
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
 
     def fit(self, train: ImageDataset, semantics=None, **roles):

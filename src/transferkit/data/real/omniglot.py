@@ -96,20 +96,18 @@ def _members(where: Path):
     return out, z
 
 
-def _decode(data: bytes, size, invert: bool) -> np.ndarray:
+def _decode(data: bytes, steps: dict) -> np.ndarray:
     from PIL import Image
 
-    im = Image.open(io.BytesIO(data)).convert("L")
-    if size is not None and im.size != size:
-        im = im.resize(size, Image.Resampling.BOX)
-    a = np.asarray(im, dtype=np.uint8)
-    return 255 - a if invert else a
+    from ..images import preprocess
+
+    return np.asarray(preprocess(Image.open(io.BytesIO(data)).convert("L"), steps), dtype=np.uint8)
 
 
-def _decode_member(member, where: Path, size, invert: bool) -> np.ndarray:
+def _decode_member(member, where: Path, steps: dict) -> np.ndarray:
     alphabet, character, file, read = member
     try:
-        return _decode(read(), size, invert)
+        return _decode(read(), steps)
     except Exception as e:  # a damaged zip member or PNG
         from PIL import UnidentifiedImageError
 
@@ -135,7 +133,8 @@ def load_omniglot(split: str = "background", root=None, download: bool = True, i
     """
     where = _locate(split, root, download)
     size = None if image_size is None else ((int(image_size),) * 2 if np.isscalar(image_size) else tuple(map(int, image_size)))
-    size = None if size is None else (size[1], size[0])  # PIL: (W, H)
+    # what a model trained on these arrays must redo on a raw PNG (recorded in the dataset, then in the model)
+    steps = {"invert": bool(invert), **({"size": list(size), "resample": "box"} if size is not None else {})}
     members, z = _members(where)
     try:
         present = sorted({m[0] for m in members})
@@ -150,13 +149,14 @@ def load_omniglot(split: str = "background", root=None, download: bool = True, i
             raise DataError(f"omniglot:{split}: no images left in {where} (alphabets {sorted(keep)}).")
         classes = sorted({f"{a}/{c}" for a, c, _, _ in members})
         index = {c: i for i, c in enumerate(classes)}
-        images = np.stack([_decode_member(m, where, size, invert) for m in members])
+        images = np.stack([_decode_member(m, where, steps) for m in members])
     finally:
         if z is not None:
             z.close()
     labels = np.array([index[f"{a}/{c}"] for a, c, _, _ in members], dtype=np.int64)
     domains = [a for a, _, _, _ in members]
-    return ImageDataset(images, labels, classes, domains=domains, name=f"omniglot-{split}", root=str(where))
+    return ImageDataset(images, labels, classes, domains=domains, name=f"omniglot-{split}", root=str(where),
+                        preprocess=steps if invert or size is not None else None)
 
 
 def with_rotations(ds: ImageDataset, angles=(90, 180, 270)) -> ImageDataset:
@@ -179,4 +179,4 @@ def with_rotations(ds: ImageDataset, angles=(90, 180, 270)) -> ImageDataset:
             domains.append(ds.domains)
     return ImageDataset(np.concatenate(images), np.concatenate(labels), classes,
                         domains=None if domains is None else np.concatenate(domains),
-                        name=f"{ds.name}+rot", root=ds.root)
+                        name=f"{ds.name}+rot", root=ds.root, preprocess=ds.preprocess)

@@ -141,8 +141,8 @@ def report(
 ):
     """Write a self-contained HTML page and a Markdown report from result.json files."""
     from ..report import build_report
-    from .core import check_out_dir
+    from ..utils import check_writable
 
-    check_out_dir(out or results, "--out")
+    check_writable(out or results, "--out" if out is not None else "the results folder (the default --out)")
     paths = build_report(results, out, title=title)
     typer.echo(f"{paths['runs']} run(s) -> {paths['html']} and {paths['markdown']} ({len(paths['figures'])} figures)")

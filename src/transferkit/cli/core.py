@@ -371,17 +371,14 @@ def _data_kwargs(spec: str, on_error: str | None) -> dict:
     """``on_error`` for the doors that read image files: folders and CSV manifests get the user's choice or
     'raise'; a built-in dataset that reads files gets the user's choice when one was given (an explicit option
     always wins), else keeps its own default (hymenoptera skips its known-bad files)."""
-    import inspect
-
-    from ..data.loaders import split_options  # (importing data registers the built-in datasets)
+    from ..data.loaders import loader_options, split_options  # (importing data registers the built-in datasets)
     from ..data.registry import dataset_info
 
     spec = split_options(spec)[0]
     info = dataset_info(str(spec).partition(":")[0])
     if info is not None and not Path(spec).exists():
-        prms = inspect.signature(info.loader).parameters.values()
-        takes = any(p.name == "on_error" for p in prms) or any(p.kind is p.VAR_KEYWORD for p in prms)
-        return {"on_error": on_error} if takes and on_error is not None else {}
+        takes = loader_options(info.loader)
+        return {"on_error": on_error} if (takes is None or "on_error" in takes) and on_error is not None else {}
     return {"on_error": on_error or "raise"}
 
 
@@ -416,8 +413,8 @@ def evaluate(
         as_file = out is not None and out.suffix.lower() == ".json" and not out.is_dir()
         if out is not None and not as_file:
             check_out_dir(out, "--out")
-        if as_file and out.parent.exists() and not out.parent.is_dir():
-            raise TransferkitError(f"--out {out}: its parent {out.parent} is a file, not a directory.")
+        if as_file:
+            check_writable(out, "--out")
         m = Strategy.load(model)
         metrics = m.evaluate(load_dataset(data))
         if out is not None:
@@ -453,8 +450,8 @@ def predict(
         _check_int_option("--top-k", top_k)
         if output is not None and output.is_dir():
             raise TransferkitError(f"--output {output} is a directory; give a file path for the CSV, e.g. {output / 'predictions.csv'}.")
-        if output is not None and any(p.exists() and not p.is_dir() for p in output.parents):
-            raise TransferkitError(f"--output {output}: a parent of it is a file, not a directory.")
+        if output is not None:
+            check_writable(output, "--output")
         paths, missing = [], []
         for p in images:
             if p.is_dir():

@@ -116,8 +116,6 @@ def export(
     path = Path(out) if out is not None else Path(model) / f"model{SUFFIX[fmt]}"
     if path.is_dir():
         path = path / f"model{SUFFIX[fmt]}"
-    if any(p.exists() and not p.is_dir() for p in path.parents):
-        raise TransferkitError(f"--out {out}: a parent of it is a file, not a directory.")
     check_writable(path, "--out" if out is not None else "the export file")
 
     strategy = Strategy.load(model)

@@ -395,18 +395,23 @@ def split_options(spec) -> tuple[str, dict]:
     return base, options
 
 
-def _check_options(fn, options: dict, base: str) -> None:
-    """Refuse dataset options ``fn`` does not take, naming them and the ones it does (a loader taking ``**kwargs``
-    checks its own)."""
+def loader_options(fn) -> list[str] | None:
+    """The dataset options a loader takes (its keyword parameters but ``split``); None when it takes any
+    (``**kwargs``: such a loader checks its own)."""
     import inspect
-
-    from ..errors import nearest
 
     params = inspect.signature(fn).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "split"]
-    unknown = [k for k in options if k not in named]
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "split"]
+
+
+def _check_options(fn, options: dict, base: str) -> None:
+    """Refuse dataset options ``fn`` does not take, naming them and the ones it does."""
+    from ..errors import nearest
+
+    named = loader_options(fn)
+    unknown = [k for k in options if named is not None and k not in named]
     if unknown:
         takes = f"its options are {named}" if named else "it takes no options"
         raise DataError(f"Data {base!r}: unknown dataset option(s) {unknown}; {takes}.{nearest(unknown[0], named)}")

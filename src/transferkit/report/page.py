@@ -10,7 +10,7 @@ header{background:#16324f;color:#fff;padding:18px 32px}header h1{margin:0;font-s
 main{max-width:1180px;margin:0 auto;padding:12px 32px 48px}nav{margin:8px 0 16px}nav a{margin-right:14px;color:#16324f}
 section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:14px 20px;margin:16px 0;overflow-x:auto}
 h2{font-size:18px;margin:4px 0 10px}h3{font-size:15px;margin:14px 0 6px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border-bottom:1px solid #e6e6e6;padding:4px 10px;text-align:right;white-space:nowrap}table.wrap td{white-space:normal;vertical-align:top;min-width:90px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border-bottom:1px solid #e6e6e6;padding:4px 10px;text-align:right;white-space:nowrap}
 th{background:#f1f4f7}td.l,th.l{text-align:left}tr.best td{font-weight:600;background:#f4fbf4}
 .figs{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.muted{color:#666;font-size:12px}
 details{margin:10px 0;border-top:1px solid #eee;padding-top:6px}summary{cursor:pointer;font-weight:600}

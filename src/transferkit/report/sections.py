@@ -171,8 +171,7 @@ def labels_chart(runs: list, stem: str, fig: Figures):
 def latency_chart(runs: list, stem: str, fig: Figures):
     """Accuracy against batch-1 CPU latency, marker area by parameters (deployment)."""
     pts = [{"x": _num(read_field(r, "metrics.latency_ms_b1")), "y": headline(r),
-            "size": _num(read_field(r, "metrics.params")), "label": name, "group": i}
-           for i, (name, r) in enumerate(runs)]
+            "size": _num(read_field(r, "metrics.params")), "label": name} for name, r in runs]
     pts = [p for p in pts if p["x"] is not None and p["y"] is not None]
     if len(pts) < 2:
         return None

@@ -47,11 +47,10 @@ class Column:
 @dataclass
 class Table:
     """Rows of values under ``columns`` (names or :class:`Column`); ``bold``: indices of rows to set in bold (the
-    winner, or the tied candidates); ``wrap``: let long text cells wrap (HTML)."""
+    winner, or the tied candidates)."""
     columns: list
     rows: list
     bold: list = field(default_factory=list)
-    wrap: bool = False
 
     def __post_init__(self):
         self.columns = [c if isinstance(c, Column) else Column(str(c)) for c in self.columns]
@@ -68,7 +67,7 @@ class Table:
             f"<tr{' class=best' if i in self.bold else ''}>"
             + "".join(f"<td{cls(c)}>{escape(v)}</td>" for c, v in zip(self.columns, row)) + "</tr>"
             for i, row in enumerate(self.cells()))
-        return f"<table{' class=wrap' if self.wrap else ''}><tr>{head}</tr>{body}</table>"
+        return f"<table><tr>{head}</tr>{body}</table>"
 
     def markdown(self) -> str:
         def cell(v: str, bold: bool) -> str:

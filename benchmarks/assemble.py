@@ -4,7 +4,8 @@
 """
 from pathlib import Path
 
-ORDER = ["core", "imagenet", "finetune", "reuse", "domain", "scarce-data", "tasks-and-distillation", "advisor", "tour", "reliability"]
+ORDER = ["core", "imagenet", "finetune", "reuse", "domain", "scarce-data", "tasks-and-distillation", "deployment", "advisor",
+         "tour", "reliability"]
 HEADER = """# Benchmarks
 
 Speed and accuracy figures of transferkit, each with the command that produced it. Benchmarks are scripts in

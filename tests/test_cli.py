@@ -40,6 +40,8 @@ def test_pretrain_fit_recipe_evaluate_predict(tmp_path):
     assert result["params"]["batch_size"] == 32 and result["metrics"]["accuracy"] > 0.1
     r = runner.invoke(app, ["evaluate", str(out / "model"), "--data", "digits"])
     assert r.exit_code == 0 and '"accuracy"' in r.output
+    r = runner.invoke(app, ["evaluate", str(out / "model"), "--data", "digits", "--within-domain"])
+    assert r.exit_code == 2 and "--within-domain draws few-shot episodes" in r.output
     from PIL import Image
 
     Image.new("L", (8, 8), 255).save(tmp_path / "x.png")

@@ -34,6 +34,25 @@ def test_onnx_matches_pytorch(model, target_split, tmp_path):
         model.evaluate(test)["accuracy"])
 
 
+def test_tf_same_padding_is_exported_as_constant_pads(tmp_path):
+    """timm's TF-style 'same' convolutions (the tf_* EfficientNets) pad from the input's shape at run time; the export
+    fixes the pads for the input size, so the graph has no shape arithmetic and the outputs stay the same."""
+    from timm.layers import Conv2dSame
+
+    from transferkit.export import static_same_padding
+
+    net = torch.nn.Sequential(Conv2dSame(3, 4, 3, stride=2), torch.nn.ReLU(), Conv2dSame(4, 4, 5, stride=2, groups=4),
+                              torch.nn.Flatten()).eval()
+    x = torch.rand(2, 3, 15, 16)                                # odd and even sides: asymmetric pads on one side
+    fixed = static_same_padding(net, x)
+    assert isinstance(net[0], Conv2dSame) and not any(isinstance(m, Conv2dSame) for m in fixed.modules())
+    with torch.no_grad():
+        assert torch.equal(fixed(x), net(x))
+    info = export_onnx(net, tmp_path / "same.onnx", input_shape=(3, 15, 16))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "same.onnx")).graph.node}
+    assert info["max_abs_diff"] < 1e-5 and not ops & {"Shape", "Ceil", "Gather"}, ops
+
+
 def test_onnx_check_raises_on_mismatch(model, tmp_path, monkeypatch):
     import transferkit.export as ex
 

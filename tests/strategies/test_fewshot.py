@@ -1,6 +1,8 @@
 """Few-shot: episode sampler, CI formula, ProtoNet prototypes, the MAML inner loop, baselines on digits."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -47,6 +49,36 @@ def test_sampler_validates_and_is_seeded():
         assert np.array_equal(lab[a["support"][e]], a["classes"][e][a["support_labels"][e]])
     with pytest.raises(TransferkitError, match="'k_shot' parameter of EpisodeSampler"):
         sample_episodes(labels, k_shot=0)
+
+
+def test_sampler_within_groups_draws_each_episode_from_one_group():
+    # groups 'A' (classes 0-3), 'B' (4-6) and 'C' (7, 8): 3-way episodes come from A or B, never mix them, never C
+    labels = np.repeat(np.arange(9), 6)
+    groups = np.array(list("AAAABBBCC")).repeat(6)
+    plain = sample_episodes(labels, n_way=3, k_shot=1, q_queries=2, episodes=200, seed=0)
+    ep = sample_episodes(labels, n_way=3, k_shot=1, q_queries=2, episodes=200, seed=0, groups=groups)
+    per_episode = [set(groups[ep["support"][e]]) | set(groups[ep["query"][e]]) for e in range(200)]
+    assert all(len(g) == 1 for g in per_episode)
+    drawn = [g.pop() for g in per_episode]
+    assert "C" not in drawn and 60 < drawn.count("A") < 140            # groups drawn uniformly (binomial 200, 1/2)
+    assert any(len(set(groups[plain["support"][e]])) > 1 for e in range(200))  # the plain draw mixes groups
+    with pytest.raises(DataError, match=r"no group has 5 classes .*A 4, B 3, C 2.*n_way to at most 4"):
+        sample_episodes(labels, n_way=5, k_shot=1, q_queries=2, groups=groups)
+    spans = groups.copy()
+    spans[0] = "B"                                                       # one image of class 0 filed under B
+    with pytest.raises(DataError, match="Class 0 spans several groups"):
+        sample_episodes(labels, n_way=3, k_shot=1, q_queries=2, groups=spans)
+
+
+def test_evaluate_within_domain_uses_the_datasets_domains(protonet, base_novel):
+    novel = base_novel[1]
+    with pytest.raises(TransferkitError, match="has no domains"):
+        protonet.evaluate(novel, n_way=2, k_shot=1, episodes=5, within_domain=True)
+    # two domains of even and odd digits: a 2-way within-domain episode never pairs an even with an odd digit
+    grouped = copy.copy(novel)
+    grouped.domains = np.where(np.isin(novel.labels, [0, 2, 4]), "even", "odd")
+    r = protonet.evaluate(grouped, n_way=2, k_shot=1, episodes=50, within_domain=True)
+    assert r["episodes"] == 50 and 0.5 < r["accuracy"] <= 1.0
 
 
 def test_confidence_interval_formula():

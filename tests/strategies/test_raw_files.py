@@ -7,6 +7,7 @@ Python API and from `transferkit predict`, with and without a support set.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -129,3 +130,9 @@ def test_the_cli_fits_with_dataset_options_and_predicts_raw_files_with_a_support
     names = [ds.classes[label].split("/")[1] for label in ds.labels[pick]]
     expected = model.predict(ds.subset(np.flatnonzero(queries)), support=(ds.subset(np.flatnonzero(pick)), names))
     assert got == list(expected)
+    # episodes within one alphabet (Lake 2015's protocol), from the command line: the model's own 3-way 2-shot shape
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "model"), "--within-domain",
+                            "--data", "omniglot:background_small1?invert=true&image_size=14"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.output)
+    assert metrics["episodes"] == 600 and (metrics["n_way"], metrics["k_shot"]) == (3, 2) and metrics["accuracy"] > 1 / 3

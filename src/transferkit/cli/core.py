@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import sys
@@ -402,8 +403,12 @@ def evaluate(
     model: Path = typer.Argument(..., help="A saved model directory (OUT/model of `fit`)."),
     data: str = typer.Option(..., "--data", "-d", help="Labelled data to evaluate on (folder, .csv, 'digits', 'fashion-mnist:test')."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the result here: a directory (OUT/result.json) or a .json file path."),
+    within_domain: bool = typer.Option(False, "--within-domain", help="Few-shot models: draw each episode's classes "
+                                       "from one domain of --data (Omniglot: one alphabet, Lake et al. 2015's "
+                                       "one-shot protocol) instead of from all classes."),
 ):
-    """Evaluate a saved model: accuracy, balanced accuracy, macro-F1, per-class accuracy, ECE."""
+    """Evaluate a saved model: accuracy, balanced accuracy, macro-F1, per-class accuracy, ECE (few-shot models:
+    mean accuracy and 95% interval over episodes of new classes)."""
     def body():
         from ..data import load_dataset
         from ..engine import write_result
@@ -416,7 +421,11 @@ def evaluate(
         if as_file:
             check_writable(out, "--out")
         m = Strategy.load(model)
-        metrics = m.evaluate(load_dataset(data))
+        episodic = "within_domain" in inspect.signature(m.evaluate).parameters
+        if within_domain and not episodic:
+            raise TransferkitError(f"--within-domain draws few-shot episodes; a {m.name!r} model is evaluated on "
+                                   f"every image of --data, so leave the flag out.")
+        metrics = m.evaluate(load_dataset(data), **({"within_domain": True} if within_domain else {}))
         if out is not None:
             result = m.result(metrics, data={"test": data})
             write_json(out, result) if as_file else write_result(out, result)

@@ -27,12 +27,17 @@ class Episode:
 class EpisodeSampler:
     """Draw ``episodes`` seeded N-way K-shot Q-query episodes from integer labels (or a dataset).
 
-    Raises before sampling if fewer than ``n_way`` classes have ``k_shot + q_queries`` images,
-    naming the classes and their counts.
+    ``groups`` (one name per image, e.g. a dataset's ``domains``) draws each episode's classes from a single group:
+    Lake et al.'s (2015) within-alphabet one-shot protocol on Omniglot, harder than classes drawn from anywhere.
+    Each episode picks a group uniformly among those with at least ``n_way`` usable classes, then ``n_way`` of
+    its classes. Without ``groups`` the draw (and its random stream) is the plain one.
+
+    Raises before sampling if fewer than ``n_way`` classes (in any one group, with ``groups``) have
+    ``k_shot + q_queries`` images, naming the classes and their counts.
     """
 
     def __init__(self, labels, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes: int = 600,
-                 seed: int = 0, class_names=None):
+                 seed: int = 0, class_names=None, groups=None):
         labels = np.asarray(getattr(labels, "labels", labels)).reshape(-1)
         for name, v, lo in (("n_way", n_way, 2), ("k_shot", k_shot, 1), ("q_queries", q_queries, 1), ("episodes", episodes, 1)):
             check_range("EpisodeSampler", name, v, lo)
@@ -43,6 +48,28 @@ class EpisodeSampler:
         self.eligible = np.array([c for c, idx in self.by_class.items() if len(idx) >= need])
         if len(self.eligible) < n_way:
             raise DataError(self._cannot_draw(class_names))
+        self.pools = None if groups is None else self._group_pools(labels, groups, class_names)
+
+    def _group_pools(self, labels, groups, class_names) -> list[np.ndarray]:
+        """The usable classes of each group that has at least ``n_way`` of them; a class must lie in one group."""
+        groups = np.asarray(groups).astype(str).reshape(-1)
+        if len(groups) != len(labels):
+            raise DataError(f"EpisodeSampler: groups has {len(groups)} entries for {len(labels)} labels.")
+        name = (lambda c: class_names[c]) if class_names is not None else (lambda c: c)
+        by_group: dict[str, list[int]] = {}
+        for c in self.eligible:
+            g = np.unique(groups[self.by_class[int(c)]])
+            if len(g) > 1:
+                raise DataError(f"Class {name(int(c))} spans several groups ({', '.join(g[:4])}): episodes within "
+                                f"one group need every class inside one group.")
+            by_group.setdefault(str(g[0]), []).append(int(c))
+        pools = [np.array(cs) for _, cs in sorted(by_group.items()) if len(cs) >= self.n_way]
+        if not pools:
+            sizes = ", ".join(f"{g} {len(cs)}" for g, cs in sorted(by_group.items(), key=lambda t: -len(t[1])))
+            raise DataError(f"Cannot draw {self.n_way}-way episodes within one group: no group has {self.n_way} "
+                            f"classes with {self.k_shot + self.q_queries} images (usable classes per group: {sizes}). "
+                            f"Set n_way to at most {max(len(cs) for cs in by_group.values())}, or draw across groups.")
+        return pools
 
     def _cannot_draw(self, class_names) -> str:
         """Why no episode can be drawn, with the images per class summarised and the settings that would work."""
@@ -75,7 +102,8 @@ class EpisodeSampler:
     def __iter__(self):
         rng = np.random.default_rng(self.seed)
         for _ in range(self.episodes):
-            classes = rng.choice(self.eligible, size=self.n_way, replace=False)
+            pool = self.eligible if self.pools is None else self.pools[rng.integers(len(self.pools))]
+            classes = rng.choice(pool, size=self.n_way, replace=False)
             s, q = [], []
             for c in classes:
                 pick = rng.choice(self.by_class[int(c)], size=self.k_shot + self.q_queries, replace=False)
@@ -86,13 +114,14 @@ class EpisodeSampler:
 
 
 def sample_episodes(labels, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes: int = 600,
-                    seed: int = 0, class_names=None) -> dict[str, np.ndarray]:
-    """Index arrays of ``episodes`` episodes, validated before sampling (see :class:`EpisodeSampler`).
+                    seed: int = 0, class_names=None, groups=None) -> dict[str, np.ndarray]:
+    """Index arrays of ``episodes`` episodes, validated before sampling (see :class:`EpisodeSampler`; ``groups``
+    draws each episode within one group).
 
     Returns ``support`` (E, n_way*k_shot), ``support_labels`` (same, episode-local 0..n_way-1),
     ``query`` (E, n_way*q_queries), ``query_labels``, ``classes`` (E, n_way).
     """
-    eps = list(EpisodeSampler(labels, n_way, k_shot, q_queries, episodes, seed, class_names=class_names))
+    eps = list(EpisodeSampler(labels, n_way, k_shot, q_queries, episodes, seed, class_names=class_names, groups=groups))
     return {k: np.stack([getattr(e, k) for e in eps]) for k in
             ("support", "support_labels", "query", "query_labels", "classes")}
 

@@ -67,8 +67,8 @@ def prototype_logits(query: torch.Tensor, protos: torch.Tensor, metric: str = "e
 
 
 def episodic_accuracy(features, labels, scorer, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15,
-                      episodes: int = 600, seed: int = 0, class_names=None, chunk: int = 200) -> dict:
-    """Run the episodic protocol on precomputed features (N, D).
+                      episodes: int = 600, seed: int = 0, class_names=None, groups=None, chunk: int = 200) -> dict:
+    """Run the episodic protocol on precomputed features (N, D) (``groups``: each episode within one group).
 
     ``scorer(support (E, NK, D), support_labels (E, NK), query (E, NQ, D), n_way) -> scores (E, NQ, n_way)``.
     Returns ``accuracy`` (mean over episodes), ``ci95`` (half-width of the 95% interval), ``std``,
@@ -77,7 +77,7 @@ def episodic_accuracy(features, labels, scorer, *, n_way: int = 5, k_shot: int =
     t0 = time.perf_counter()
     feats = torch.as_tensor(np.asarray(features), dtype=torch.float32)
     ep = sample_episodes(labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=episodes, seed=seed,
-                         class_names=class_names)
+                         class_names=class_names, groups=groups)
     accs = []
     for i in range(0, episodes, chunk):
         sl = slice(i, i + chunk)
@@ -86,6 +86,17 @@ def episodic_accuracy(features, labels, scorer, *, n_way: int = 5, k_shot: int =
         scores = scorer(s, sy, q, n_way)
         accs.append((scores.argmax(-1) == qy).float().mean(-1))
     return _summary(torch.cat(accs).numpy(), n_way, k_shot, q_queries, time.perf_counter() - t0)
+
+
+def _episode_groups(data: ImageDataset, within_domain: bool, owner: str):
+    """``data.domains`` when episodes are drawn within one domain, else None; an error if it has none."""
+    if not within_domain:
+        return None
+    if getattr(data, "domains", None) is None:
+        raise TransferkitError(f"{owner}.evaluate(within_domain=True) draws each episode within one domain, but "
+                               f"{getattr(data, 'name', None) or 'this dataset'} has no domains (e.g. Omniglot's "
+                               f"alphabets); evaluate without within_domain.")
+    return data.domains
 
 
 def _summary(accs, n_way, k_shot, q_queries, seconds) -> dict:
@@ -156,18 +167,20 @@ class _FewShot(NeuralStrategy):
                      ((n_way, "n_way", 5), (k_shot, "k_shot", 5), (q_queries, "q_queries", 15)))
 
     def evaluate(self, data: ImageDataset, *, n_way: int | None = None, k_shot: int | None = None,
-                 q_queries: int | None = None, episodes: int = 600, seed: int = 0) -> dict:
+                 q_queries: int | None = None, episodes: int = 600, seed: int = 0, within_domain: bool = False) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` N-way K-shot episodes drawn from ``data`` (the novel
-        classes), on cached features of the (frozen) embedding network (episode shape: ``_episode_shape``)."""
+        classes), on cached features of the (frozen) embedding network (episode shape: ``_episode_shape``).
+        ``within_domain`` draws each episode's classes from one of ``data.domains`` (Lake et al. 2015's
+        within-alphabet protocol on Omniglot)."""
         self.check_fitted()
         n_way, k_shot, q_queries = self._episode_shape(n_way, k_shot, q_queries)
         if not isinstance(data, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.evaluate expects an ImageDataset; got {type(data).__name__}.")
-        sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=1,
-                        class_names=data.classes)  # fail before extracting features
+        shape = dict(n_way=n_way, k_shot=k_shot, q_queries=q_queries, class_names=data.classes,
+                     groups=_episode_groups(data, within_domain, type(self).__name__))
+        sample_episodes(data.labels, episodes=1, **shape)  # fail before extracting features
         feats = self.embed(data, cache=True)
-        return episodic_accuracy(feats, data.labels, self._scores, n_way=n_way, k_shot=k_shot, q_queries=q_queries,
-                                 episodes=episodes, seed=seed, class_names=data.classes)
+        return episodic_accuracy(feats, data.labels, self._scores, episodes=episodes, seed=seed, **shape)
 
     def _set_base(self, train: ImageDataset) -> None:
         """Base-class features, for ``predict`` without a support set."""
@@ -403,13 +416,14 @@ class MAML(_FewShot):
         return episode_images(ds, np.arange(len(ds)))
 
     def evaluate(self, data: ImageDataset, *, n_way: int | None = None, k_shot: int | None = None,
-                 q_queries: int | None = None, episodes: int = 600, seed: int = 0) -> dict:
+                 q_queries: int | None = None, episodes: int = 600, seed: int = 0, within_domain: bool = False) -> dict:
         """Mean accuracy ± 95% CI over ``episodes`` episodes; each adapts the network (no feature cache)."""
         self.check_fitted()
         n_way, k_shot, q_queries = self._episode_shape(n_way, k_shot, q_queries)
         t0 = time.perf_counter()
         ep = sample_episodes(data.labels, n_way=n_way, k_shot=k_shot, q_queries=q_queries, episodes=episodes,
-                             seed=seed, class_names=data.classes)
+                             seed=seed, class_names=data.classes,
+                             groups=_episode_groups(data, within_domain, type(self).__name__))
         ds = self.prepare(data).with_transform(self.transform(False))
         device = next(self.model_.parameters()).device
         accs = []

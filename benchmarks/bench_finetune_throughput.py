@@ -37,7 +37,7 @@ def synthetic(n: int, size: int, classes: int, seed: int = 0):
 
 def run_transferkit(args, data) -> tuple:
     """(images/s over the timed epochs, images per CPU-second, the micro-batch the memory budget chose or None)."""
-    from transferkit.strategies.finetune import FineTune
+    from transferkit.strategies.reuse.finetune import FineTune
 
     # augment='none': the bare loop applies none either. The physical batch is what the training memory budget
     # gives ($TRANSFERKIT_TRAIN_MEMORY_MB; 'inf' trains the whole batch at once, like the bare loop)

@@ -11,7 +11,7 @@ import torch
 from transferkit.errors import TransferkitError
 from transferkit.export import (export_onnx, export_torchscript, load_torchscript, measure_latency, onnx_evaluate,
                                 onnx_predict_proba, quantization_report, size_on_disk)
-from transferkit.strategies.finetune import FineTune
+from transferkit.strategies.reuse.finetune import FineTune
 
 
 

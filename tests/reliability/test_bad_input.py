@@ -79,7 +79,7 @@ def _tiny_arrays(n_per_class=6, classes=3, shape=(8, 8), seed=0):
 
 
 def _finetune(**kw):
-    from transferkit.strategies.finetune import FineTune
+    from transferkit.strategies.reuse.finetune import FineTune
 
     params = dict(backbone="builtin:micro-cnn", pretrained=False, epochs=1, batch_size=32, progress=False)
     params.update(kw)
@@ -87,7 +87,8 @@ def _finetune(**kw):
 
 
 def _strategy_from_module(module: str, **params):
-    """The first registered strategy defined in ``transferkit.strategies.<module>`` (skip if absent)."""
+    """The first registered strategy defined in ``transferkit.strategies.<module>``, a module or a family package
+    (skip if absent)."""
     try:
         mod = importlib.import_module(f"transferkit.strategies.{module}")
     except ModuleNotFoundError as e:
@@ -96,7 +97,8 @@ def _strategy_from_module(module: str, **params):
         raise
     from transferkit.strategies import list_strategies
 
-    classes = [c for c in list_strategies().values() if c.__module__ == mod.__name__]
+    classes = [c for c in list_strategies().values()
+               if c.__module__ == mod.__name__ or c.__module__.startswith(mod.__name__ + ".")]
     if not classes:
         pytest.skip(f"transferkit.strategies.{module} registers no strategy yet.")
     cls = classes[0]
@@ -246,7 +248,7 @@ def _da_mismatched_domains(tmp, digits):
 
 
 def _distill_other_classes(tmp, digits):
-    strat = _strategy_from_module("distill")
+    strat = _strategy_from_module("efficiency")
     teacher = _fitted_digits_model(digits)  # classes 0-9
     from transferkit.data import class_split
 
@@ -262,7 +264,7 @@ def _fewshot_too_few(tmp, digits):
 
 
 def _features_nan(tmp, digits):
-    strat = _strategy_from_module("features", backbone=_nan_backbone())
+    strat = _strategy_from_module("reuse.features", backbone=_nan_backbone())
     return strat.fit(digits.subset(np.arange(100)))
 
 

@@ -10,7 +10,7 @@ import torch
 
 from transferkit.engine import Trainer
 from transferkit.errors import DivergenceError, TransferkitError
-from transferkit.strategies.finetune import FineTune
+from transferkit.strategies.reuse.finetune import FineTune
 
 BASE = dict(backbone="builtin:micro-cnn", pretrained=False, batch_size=32, progress=False, accelerator="cpu")
 

@@ -133,7 +133,7 @@ def test_sigterm_and_kill9_then_resume_match_an_uninterrupted_run(tmp_path):
 def test_truncated_checkpoint_is_refused_with_a_message(tmp_path, digits):
     """A half-written last.ckpt (a copy truncated by a crash outside transferkit) is never read as valid."""
     from transferkit.errors import TransferkitError
-    from transferkit.strategies.finetune import FineTune
+    from transferkit.strategies.reuse.finetune import FineTune
 
     ckdir = tmp_path / "ck"
     small = digits.subset(range(120))

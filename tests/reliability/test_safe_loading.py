@@ -94,7 +94,7 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_resume_refuses_a_code_running_checkpoint(tmp_path, digits):
-    from transferkit.strategies.finetune import FineTune
+    from transferkit.strategies.reuse.finetune import FineTune
 
     ck = tmp_path / "ck"
     ck.mkdir()
@@ -122,7 +122,7 @@ def test_pickled_feature_cache_is_ignored(tmp_path, digits):
 
 def test_saved_strategy_is_json_and_safetensors(tmp_path, digits):
     from transferkit.strategies import Strategy
-    from transferkit.strategies.finetune import FineTune
+    from transferkit.strategies.reuse.finetune import FineTune
 
     m = FineTune(backbone="builtin:micro-cnn", pretrained=False, epochs=1, progress=False,
                  accelerator="cpu").fit(digits.subset(range(100)))

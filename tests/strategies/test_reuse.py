@@ -12,9 +12,9 @@ import torch
 
 from transferkit.errors import TransferkitError
 from transferkit.strategies import Strategy, create_strategy, list_strategies
-from transferkit.strategies.features import FeatureExtraction
-from transferkit.strategies.finetune import FineTune
-from transferkit.strategies.freeze import FreezeTune
+from transferkit.strategies.reuse.features import FeatureExtraction
+from transferkit.strategies.reuse.finetune import FineTune
+from transferkit.strategies.reuse.freeze import FreezeTune
 
 FAR_ABOVE_CHANCE = 0.80  # 5 classes: chance 0.20
 FAST = dict(batch_size=32, progress=False, seed=0)

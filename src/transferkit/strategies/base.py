@@ -39,6 +39,9 @@ ROLES = {
 
 # The five families of DESIGN.md; every strategy declares one.
 FAMILIES = ("reuse-weights", "domain-shift", "scarce-data", "many-tasks", "efficiency")
+# The package of ``transferkit.strategies`` that holds each family's strategies, one method a module.
+FAMILY_PACKAGES = {"reuse-weights": "reuse", "domain-shift": "domain", "scarce-data": "scarce", "many-tasks": "tasks",
+                   "efficiency": "efficiency"}
 
 
 

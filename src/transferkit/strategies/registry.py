@@ -9,10 +9,11 @@ from ..errors import TransferkitError
 _REGISTRY: dict[str, type] = {}
 # Every strategy module of this package; each registers its classes on import.
 STRATEGY_MODULES = (
-    "finetune", "freeze", "features", "lora",                # reuse weights
-    "domain_adaptation", "adversarial",                       # domain shift
-    "fewshot", "zeroshot",                                    # scarce data
-    "multitask", "progressive", "continual", "distill",       # many tasks, efficiency
+    "reuse.finetune", "reuse.freeze", "reuse.features", "reuse.lora",   # reuse weights
+    "domain_adaptation", "adversarial",                                 # domain shift
+    "fewshot", "zeroshot",                                              # scarce data
+    "multitask", "progressive", "continual",                            # many tasks
+    "efficiency.distill",                                               # efficiency
 )
 _loaded = False
 

@@ -13,8 +13,8 @@ import tempfile
 
 from ..engine.verdict import decide
 from ..strategies import create_strategy
-from ..strategies.distill import distillation_report
-from ..strategies.finetune import PLAIN_RECIPE
+from ..strategies.efficiency.distill import distillation_report
+from ..strategies.reuse.finetune import PLAIN_RECIPE
 from .situation import Outcome, Situation, register_situation
 
 

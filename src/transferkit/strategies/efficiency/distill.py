@@ -14,14 +14,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import ImageDataset, ImageTransform, resolve_augment
-from ..data.targets import WithTargets
-from ..engine import make_loader
-from ..engine.profiling import measure_latency, size_on_disk
-from ..errors import DataError, TransferkitError, check_range
-from ..utils import count_parameters, seed_everything
-from .base import NeuralStrategy, Strategy
-from .registry import register_strategy
+from ...data import ImageDataset, ImageTransform, resolve_augment
+from ...data.targets import WithTargets
+from ...engine import make_loader
+from ...engine.profiling import measure_latency, size_on_disk
+from ...errors import DataError, TransferkitError, check_range
+from ...utils import count_parameters, seed_everything
+from ..base import NeuralStrategy, Strategy
+from ..registry import register_strategy
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:

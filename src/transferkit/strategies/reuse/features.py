@@ -12,13 +12,13 @@ import warnings
 
 import numpy as np
 
-from ..backbones import Backbone, create_backbone
-from ..data import ImageDataset
-from ..engine import extract_features
-from ..errors import DataError, TransferkitError, check_choice, check_range
-from ..utils import count_parameters, seed_everything
-from .base import Strategy, warn_if_untrained
-from .registry import register_strategy
+from ...backbones import Backbone, create_backbone
+from ...data import ImageDataset
+from ...engine import extract_features
+from ...errors import DataError, TransferkitError, check_choice, check_range
+from ...utils import count_parameters, seed_everything
+from ..base import Strategy, warn_if_untrained
+from ..registry import register_strategy
 
 CLASSIFIERS = ("logreg", "linear-svm", "rbf-svm", "knn", "ridge")
 

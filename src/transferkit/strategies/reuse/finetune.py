@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..errors import TransferkitError, check_choice, check_range
-from .base import Classifier, NeuralStrategy
-from .registry import register_strategy
+from ...errors import TransferkitError, check_choice, check_range
+from ..base import Classifier, NeuralStrategy
+from ..registry import register_strategy
 
 BN_POLICIES = ("auto", "train", "eval", "frozen")
 # The recipe on pre-trained weights (module docstring); from a random initialisation: lp 0, mult 1, 'eval'.

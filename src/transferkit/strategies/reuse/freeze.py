@@ -7,9 +7,9 @@ unfreezing a group only flips the flag and the per-group learning rates and the 
 """
 from __future__ import annotations
 
-from ..errors import TransferkitError, check_range
+from ...errors import TransferkitError, check_range
 from .finetune import FineTune
-from .registry import register_strategy
+from ..registry import register_strategy
 
 FREEZE_CHOICES = ("none", "all-but-head")
 

@@ -10,10 +10,10 @@ import re
 
 from torch import nn
 
-from ..backbones import Backbone, create_backbone
-from ..errors import TransferkitError, check_range
-from .base import Classifier, NeuralStrategy
-from .registry import register_strategy
+from ...backbones import Backbone, create_backbone
+from ...errors import TransferkitError, check_range
+from ..base import Classifier, NeuralStrategy
+from ..registry import register_strategy
 
 
 def _auto_targets(model: nn.Module) -> list[str]:

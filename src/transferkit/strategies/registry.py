@@ -12,7 +12,7 @@ STRATEGY_MODULES = (
     "reuse.finetune", "reuse.freeze", "reuse.features", "reuse.lora",   # reuse weights
     "domain_adaptation", "adversarial",                                 # domain shift
     "fewshot", "zeroshot",                                              # scarce data
-    "multitask", "progressive", "continual",                            # many tasks
+    "tasks.multitask", "tasks.sequential", "tasks.ewc", "tasks.progressive",  # many tasks
     "efficiency.distill",                                               # efficiency
 )
 _loaded = False

@@ -97,8 +97,10 @@ def main():
         files = {"fp32": str(work / "model.onnx"), "fp32-runtime-pads": str(work / "model.runtime-pads.onnx")}
         ex.export_onnx(strategy, files["fp32"])
         fixed_pads, ex.static_same_padding = ex.static_same_padding, lambda module, x: module  # the export as before
-        ex.export_onnx(strategy, files["fp32-runtime-pads"])
-        ex.static_same_padding = fixed_pads
+        try:
+            ex.export_onnx(strategy, files["fp32-runtime-pads"])
+        finally:
+            ex.static_same_padding = fixed_pads
         out = {"model": args.model or "transferkit " + " ".join(FIT), "test": f"{args.test} ({len(test)} images)",
                "calibration": f"{min(256, len(calib))} images of {args.calibration}", "files": {}, "latency_ms": {}}
         for key, src in INT8.items():

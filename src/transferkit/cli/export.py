@@ -106,10 +106,9 @@ def _int8(strategy, path: Path, x, ref, calibration: str, n: int, threads: int) 
     shape = tuple(x.shape[1:])
     ms32, ms8 = (ex.measure_onnx_latency(p, shape, 1, threads=threads, repeats=10, min_time=0.3) for p in (path, qpath))
     speedup = ms32 / ms8
-    verdict = (f"int8 is {speedup:.2f}x as fast as fp32 at batch 1 on this CPU ({ms8:.1f} against {ms32:.1f} ms, "
-               f"{threads} thread{'s' if threads > 1 else ''})" if speedup >= 1.1 else
-               f"int8 is not faster than fp32 on this CPU ({ms8:.1f} against {ms32:.1f} ms at batch 1, {threads} "
-               f"thread{'s' if threads > 1 else ''}): deploy the fp32 file {path.name}")
+    timing = f"{ms8:.1f} against {ms32:.1f} ms at batch 1, {threads} thread{'s' if threads > 1 else ''}"
+    verdict = (f"int8 is {speedup:.2f}x as fast as fp32 on this CPU ({timing})" if speedup >= 1.1 else
+               f"int8 is not faster than fp32 on this CPU ({timing}): deploy the fp32 file {path.name}")
     return {"path": str(qpath), "mode": "static", "size_bytes": q["size_bytes"],
             "calibration": f"{min(n, len(calib))} images of {calibration}", **_compare(ref, got),
             "latency_ms_b1_fp32": ms32, "latency_ms_b1_int8": ms8, "speedup_b1": speedup, "verdict": verdict}

@@ -176,11 +176,11 @@ class _FewShot(NeuralStrategy):
         n_way, k_shot, q_queries = self._episode_shape(n_way, k_shot, q_queries)
         if not isinstance(data, ImageDataset):
             raise TransferkitError(f"{type(self).__name__}.evaluate expects an ImageDataset; got {type(data).__name__}.")
-        shape = dict(n_way=n_way, k_shot=k_shot, q_queries=q_queries, class_names=data.classes,
-                     groups=_episode_groups(data, within_domain, type(self).__name__))
-        sample_episodes(data.labels, episodes=1, **shape)  # fail before extracting features
+        protocol = dict(n_way=n_way, k_shot=k_shot, q_queries=q_queries, class_names=data.classes,
+                        groups=_episode_groups(data, within_domain, type(self).__name__))
+        sample_episodes(data.labels, episodes=1, **protocol)  # fail before extracting features
         feats = self.embed(data, cache=True)
-        return episodic_accuracy(feats, data.labels, self._scores, episodes=episodes, seed=seed, **shape)
+        return episodic_accuracy(feats, data.labels, self._scores, episodes=episodes, seed=seed, **protocol)
 
     def _set_base(self, train: ImageDataset) -> None:
         """Base-class features, for ``predict`` without a support set."""

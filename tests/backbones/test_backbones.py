@@ -18,8 +18,20 @@ def test_builtin_shapes_groups_and_config(spec, dim):
     assert bb.forward_features(x).dim() == 4
 
 
-def test_list_builtins_names_all_four():
-    assert set(list_builtins()) == {"small-cnn", "tiny-resnet", "micro-cnn", "mobile-cnn"}
+def test_list_builtins_names_them_all():
+    assert set(list_builtins()) == {"small-cnn", "tiny-resnet", "micro-cnn", "mobile-cnn", "lenet"}
+
+
+def test_lenet_is_tllibs_digit_backbone():
+    bb = create_backbone("builtin:lenet")
+    assert bb.num_features == 800 and bb.data_config["input_size"] == (3, 28, 28)
+    assert bb.data_config["std"] == (0.5, 0.5, 0.5)
+    convs = [m for m in bb.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(20, (5, 5)), (50, (5, 5))]
+    bb.eval()
+    x = torch.rand(2, 3, 28, 28)
+    assert bb(x).shape == (2, 800) and bb.forward_features(x).shape == (2, 50, 4, 4)  # 50 x 4 x 4, no pooling
+    assert torch.equal(bb(x), bb.forward_features(x).flatten(1))
 
 
 def test_timm_spec_uses_group_matcher_and_data_config():

@@ -1,8 +1,9 @@
-"""Built-in real datasets by name: hymenoptera, Omniglot (zip reader, episodes), USPS (h5 reader), and the
-digits<->USPS domain pair. Tests on the shared copies skip when $TRANSFERKIT_DATA lacks them; the readers are
-also tested on tiny files written to tmp_path."""
+"""Built-in real datasets by name: hymenoptera, Omniglot (zip reader, episodes), USPS (h5 reader), MNIST (IDX
+reader), and the digits<->USPS and MNIST<->USPS domain pairs. Tests on the shared copies skip when
+$TRANSFERKIT_DATA lacks them; the readers are also tested on tiny files written to tmp_path."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import sys
@@ -16,6 +17,7 @@ from PIL import Image
 from transferkit.data import EpisodeSampler, from_arrays, load_dataset, load_digits
 from transferkit.data.pairs import paired_domains
 from transferkit.data.real.omniglot import load_omniglot, with_rotations
+from transferkit.data.real.mnist import read_idx
 from transferkit.data.real.usps import read_usps_h5
 from transferkit.errors import DataError
 
@@ -154,6 +156,43 @@ def test_usps_without_h5py_names_the_extra(tmp_path, monkeypatch):
     (tmp_path / "x.h5").write_bytes(b"")
     with pytest.raises(DataError, match=r"pip install transferkit\[data\]"):
         read_usps_h5(tmp_path / "x.h5")
+
+
+# -- MNIST ---------------------------------------------------------------------------------------------------
+
+def _idx(images: np.ndarray) -> bytes:
+    magic = 2051 if images.ndim == 3 else 2049
+    return b"".join(int(v).to_bytes(4, "big") for v in (magic, *images.shape)) + images.astype(np.uint8).tobytes()
+
+
+def test_mnist_by_name_and_its_usps_pair():
+    _shared("mnist/t10k-images-idx3-ubyte.gz")
+    test = load_dataset("mnist:test")
+    assert test.images.shape == (10000, 28, 28) and test.images.dtype == np.uint8
+    assert test.labels[:5].tolist() == [7, 2, 1, 0, 4]                      # the official file's first digits
+    assert test.classes == load_digits().classes and np.bincount(test.labels).min() > 800
+    assert test.images[0].mean() < 64 < test.images.max()                   # white ink on black, as USPS
+    _shared("usps/usps.h5")
+    src, tgt = paired_domains(test, "usps:test", size=28)
+    assert tgt.images.shape == (2007, 28, 28) and src.classes == tgt.classes
+
+
+def test_mnist_idx_reader_on_tiny_files(tmp_path):
+    (tmp_path / "mnist").mkdir()
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(_idx(np.array([3, 9])))  # plain, not gzipped
+    ds = load_dataset("mnist:test", root=tmp_path, download=False)
+    np.testing.assert_array_equal(ds.images, images)
+    assert ds.labels.tolist() == [3, 9] and ds.classes[ds.labels[1]] == "9"
+    (tmp_path / "short").write_bytes(_idx(images)[:-5])
+    with pytest.raises(DataError, match=r"short: the header announces \(2, 3, 4\).*truncated"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "text").write_bytes(b"not an idx file")
+    with pytest.raises(DataError, match="text: not an unsigned-byte IDX file"):
+        read_idx(tmp_path / "text")
+    with pytest.raises(DataError, match="mnist/train-images-idx3-ubyte.gz"):
+        load_dataset("mnist:train", root=tmp_path, download=False)
 
 
 # -- digits <-> USPS ----------------------------------------------------------------------------------------

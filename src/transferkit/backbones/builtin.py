@@ -5,6 +5,8 @@
 256-d embeddings); He et al., "Deep Residual Learning", CVPR 2016.
 ``tk_mobile_cnn``: a MobileNet-style net of depthwise-separable blocks (0.14 M parameters, 256-d embeddings),
 a fast CPU student for distillation; Howard et al., "MobileNets", 2017.
+``tk_lenet``: LeNet as the digit benchmarks of domain adaptation use it (TLlib's ``lenet``; LeCun et al. 1998),
+800-d flattened features (0.03 M parameters).
 
 All expose ``stem``, ``stages`` (an ``nn.Sequential`` of feature-map stages), ``forward_features``,
 ``forward_head(x, pre_logits)``, ``reset_classifier``, ``group_matcher`` and ``pretrained_cfg``.
@@ -21,6 +23,8 @@ BUILTINS = {
     "micro-cnn": ("tk_micro_cnn", "2-block CNN, 32-d embeddings, ~7 k params; a distillation student"),
     "mobile-cnn": ("tk_mobile_cnn", "MobileNet-style depthwise-separable CNN, 256-d embeddings, 0.14 M params; "
                                     "a deployment / distillation student; 28-64 px"),
+    "lenet": ("tk_lenet", "LeNet (2 conv + max-pool), 800-d flattened features, 0.03 M params; 28 px digits "
+                          "(TLlib's digit DA backbone)"),
 }
 
 _CFG = dict(input_size=(3, 32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
@@ -135,6 +139,25 @@ class MobileCNN(_TimmStyle):
         self.stages = nn.Sequential(*stages)
 
 
+class LeNet(_TimmStyle):
+    """LeNet as TLlib's digit domain-adaptation benchmarks use it: 5x5 convolutions of 20 and 50 channels, each
+    followed by 2x2 max pooling and ReLU (with 2-d dropout before the second pooling), flattened to 50 x 4 x 4 =
+    800 features at 28 px. Any other input size is average-pooled to the same 4 x 4 map (the identity at 28 px).
+    Normalised as TLlib's digits (mean 0.5, std 0.5)."""
+
+    def __init__(self, in_chans=3, num_classes=0, drop_rate=0.0, **_):
+        super().__init__(800, num_classes, drop_rate)
+        self.stem = nn.Sequential(nn.Conv2d(in_chans, 20, 5), nn.MaxPool2d(2), nn.ReLU(inplace=True))
+        self.stages = nn.Sequential(nn.Sequential(nn.Conv2d(20, 50, 5), nn.Dropout2d(0.5), nn.MaxPool2d(2),
+                                                  nn.ReLU(inplace=True)))
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.pretrained_cfg = self.default_cfg = dict(_CFG, input_size=(3, 28, 28), std=(0.5, 0.5, 0.5))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.head(x)
+
+
 @register_model
 def tk_small_cnn(pretrained=False, **kwargs):
     return SmallCNN(**kwargs)
@@ -153,3 +176,8 @@ def tk_micro_cnn(pretrained=False, **kwargs):
 @register_model
 def tk_mobile_cnn(pretrained=False, **kwargs):
     return MobileCNN(**kwargs)
+
+
+@register_model
+def tk_lenet(pretrained=False, **kwargs):
+    return LeNet(**kwargs)

@@ -22,8 +22,14 @@ import torch
 
 from transferkit.data import class_split, k_per_class, load_fashion_mnist
 from transferkit.pretrain import pretrain_backbone
-from transferkit.strategies.fewshot import MAML, ProtoNet, SimpleShot, SupportFineTuneHead, SupportLinearProbe
-from transferkit.strategies.zeroshot import DAP, ESZSL, BilinearZSL, calibration_from_seen
+from transferkit.strategies.scarce.bilinear import BilinearZSL
+from transferkit.strategies.scarce.dap import DAP
+from transferkit.strategies.scarce.eszsl import ESZSL
+from transferkit.strategies.scarce.maml import MAML
+from transferkit.strategies.scarce.probes import SupportFineTuneHead, SupportLinearProbe
+from transferkit.strategies.scarce.protonet import ProtoNet
+from transferkit.strategies.scarce.simpleshot import SimpleShot
+from transferkit.strategies.scarce.zeroshot import calibration_from_seen
 
 BASE = ["T-shirt/top", "Trouser", "Coat", "Sandal", "Bag"]
 UNSEEN = ["Pullover", "Dress", "Sneaker"]

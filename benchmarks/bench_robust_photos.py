@@ -54,7 +54,7 @@ def main():
     from transferkit.data import load_dataset
     from transferkit.robustness import threat_model
     from transferkit.strategies import create_strategy
-    from transferkit.strategies.adversarial import robustness
+    from transferkit.strategies.domain.adversarial import robustness
 
     train, val = load_dataset("hymenoptera:train"), load_dataset("hymenoptera:val")
     common = dict(backbone="timm:tf_efficientnet_lite0", progress=False)

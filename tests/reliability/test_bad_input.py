@@ -232,7 +232,7 @@ def _descriptions_missing_class(tmp, digits):
 
 
 def _zeroshot_missing_class(tmp, digits):
-    strat = _strategy_from_module("zeroshot")
+    strat = _strategy_from_module("scarce.bilinear")
     images, labels = _tiny_arrays(classes=3, shape=(16, 16))
     ds = ImageDataset.__new__(ImageDataset)  # bypass validation to reach the strategy's own check
     ImageDataset.__init__(ds, images, labels, ["cat", "dog", "eel"])
@@ -241,7 +241,7 @@ def _zeroshot_missing_class(tmp, digits):
 
 
 def _da_mismatched_domains(tmp, digits):
-    strat = _strategy_from_module("domain_adaptation")
+    strat = _strategy_from_module("domain.cdan")
     source = digits.subset(np.arange(100))
     target = digits.subset(np.arange(100, 200), classes=[f"c{i}" for i in range(10)])
     return strat.fit(source, target=target)
@@ -258,7 +258,7 @@ def _distill_other_classes(tmp, digits):
 
 
 def _fewshot_too_few(tmp, digits):
-    strat = _strategy_from_module("fewshot", n_way=5, k_shot=5, q_queries=15, episodes=2)
+    strat = _strategy_from_module("scarce.maml", n_way=5, k_shot=5, q_queries=15, episodes=2)
     small = k_per_class(digits, 6, seed=0)  # 6 images per class < 5 + 15
     return strat.fit(small)
 
@@ -440,7 +440,7 @@ ROWS = [
     Row("nan-in-attribute-file", lambda t, d: __import__("transferkit.data.semantics", fromlist=["x"]).load_attributes(
         _csv(t / "att.csv", "class,stripes,wings", ["cat,1,0", "dog,NaN,0"])),
         DataError, r"{tmp}/att\.csv, line 3 \(class 'dog'\): attribute values must be finite numbers; got stripes='NaN'"),
-    Row("eszsl-nan-in-attribute-dict", lambda t, d: _strategy_from_module("zeroshot").fit(
+    Row("eszsl-nan-in-attribute-dict", lambda t, d: _strategy_from_module("scarce.bilinear").fit(
         d.subset(np.arange(100)), semantics={"classes": [str(i) for i in range(10)],
                                              "attributes": np.where(np.eye(10, 4) == 1, np.nan, 0.5)}),
         DataError, r"attribute table holds NaN or inf values \(classes \['0', '1', '2', '3'\]\)"),

@@ -10,7 +10,7 @@ from reference_attacks import reference_pgd
 from transferkit.robustness import fgsm, pgd, robust_accuracy, threat_model
 from transferkit.errors import TransferkitError
 from transferkit.strategies import Classifier, Strategy, create_strategy
-from transferkit.strategies.adversarial import compare_robustness
+from transferkit.strategies.domain.adversarial import compare_robustness
 
 COMMON = dict(backbone="builtin:small-cnn", epochs=3, batch_size=32, lr=3e-3, input_size=16, progress=False, seed=0)
 EPS = 0.1

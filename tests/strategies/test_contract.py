@@ -39,10 +39,6 @@ DEBT = {
     ("sequential-finetune", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("ewc", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("progressive", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
-    **{(n, "package"): "issue 27 stage E: the family's package is not built yet (flat module)" for n in (
-        "adversarial-finetune", "cdan", "coral", "dann", "mmd", "source-only",
-        "bilinear-zsl", "clip-zeroshot", "dap", "eszsl", "maml", "protonet", "simpleshot", "support-finetune-head",
-        "support-linear-probe")},
 }
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, seed=0, progress=False)
 

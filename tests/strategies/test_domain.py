@@ -8,8 +8,9 @@ from transferkit.data import split_domains, stratified_split
 from transferkit.data.shifts import domain_pair
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy, list_strategies
-from transferkit.strategies.domain_adaptation import (coral_loss, embedding_map, ganin_lambda, grad_reverse, im_score,
-                                                      mk_mmd, proxy_a_distance, snd_score)
+from transferkit.engine import proxy_a_distance
+from transferkit.strategies.domain.losses import coral_loss, ganin_lambda, grad_reverse, mk_mmd
+from transferkit.strategies.domain.validators import embedding_map, im_score, snd_score
 
 COMMON = dict(backbone="builtin:small-cnn", epochs=5, batch_size=32, lr=3e-3, input_size=16, progress=False,
               seed=0, diagnostics=False, selection="last")

@@ -11,8 +11,11 @@ from transferkit.data import class_split, sample_episodes
 from transferkit.engine import extract_features, mean_confidence_interval
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, list_strategies
-from transferkit.strategies.fewshot import (MAML, ProtoNet, SimpleShot, SupportFineTuneHead, SupportLinearProbe,
-                                            episodic_accuracy, prototypes)
+from transferkit.strategies.scarce.episodic import episodic_accuracy, prototypes
+from transferkit.strategies.scarce.maml import MAML
+from transferkit.strategies.scarce.probes import SupportFineTuneHead, SupportLinearProbe
+from transferkit.strategies.scarce.protonet import ProtoNet
+from transferkit.strategies.scarce.simpleshot import SimpleShot
 
 TINY = dict(backbone="builtin:micro-cnn", pretrained=False, input_size=16, progress=False, seed=0)
 SMALL = dict(TINY, backbone="builtin:small-cnn")  # 16 px keeps the 8x8 digits cheap

@@ -12,8 +12,11 @@ from transferkit.data import class_split, k_per_class, stratified_split
 from transferkit.data.semantics import fashion_mnist_semantics, load_attributes, load_descriptions
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy
-from transferkit.strategies.zeroshot import (DAP, ESZSL, BilinearZSL, ClipZeroShot, eszsl_closed_form,
-                                             per_class_accuracy)
+from transferkit.strategies.scarce.bilinear import BilinearZSL
+from transferkit.strategies.scarce.clip import ClipZeroShot
+from transferkit.strategies.scarce.dap import DAP
+from transferkit.strategies.scarce.eszsl import ESZSL, eszsl_closed_form
+from transferkit.strategies.scarce.zeroshot import per_class_accuracy
 
 UNSEEN = ["Pullover", "Dress", "Sneaker"]
 BB = dict(backbone="builtin:small-cnn", pretrained=False, progress=False, seed=0)

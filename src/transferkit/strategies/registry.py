@@ -10,8 +10,10 @@ _REGISTRY: dict[str, type] = {}
 # Every strategy module of this package; each registers its classes on import.
 STRATEGY_MODULES = (
     "reuse.finetune", "reuse.freeze", "reuse.features", "reuse.lora",   # reuse weights
-    "domain_adaptation", "adversarial",                                 # domain shift
-    "fewshot", "zeroshot",                                              # scarce data
+    "domain.source_only", "domain.dann", "domain.mmd", "domain.coral",  # domain shift
+    "domain.cdan", "domain.adversarial",
+    "scarce.protonet", "scarce.maml", "scarce.simpleshot", "scarce.probes",  # scarce data
+    "scarce.dap", "scarce.eszsl", "scarce.bilinear", "scarce.clip",
     "tasks.multitask", "tasks.sequential", "tasks.ewc", "tasks.progressive",  # many tasks
     "efficiency.distill",                                               # efficiency
 )

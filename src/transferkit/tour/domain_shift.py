@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..data import stratified_split
 from ..engine.verdict import decide
 from ..strategies import create_strategy
-from ..strategies.domain_adaptation import embedding_map
+from ..strategies.domain.validators import embedding_map
 from .situation import Outcome, Situation, register_situation
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..engine.verdict import decide
 from ..strategies import create_strategy
-from ..strategies.adversarial import robustness
+from ..strategies.domain.adversarial import robustness
 from ..strategies.reuse.finetune import PLAIN_RECIPE
 from .situation import Outcome, Situation, register_situation
 

@@ -5,7 +5,7 @@ from ..data import restrict_classes
 from ..data.semantics import builtin_semantics
 from ..engine.verdict import decide
 from ..strategies import create_strategy
-from ..strategies.zeroshot import calibration_from_seen
+from ..strategies.scarce.zeroshot import calibration_from_seen
 from .situation import Outcome, Situation, register_situation
 
 # Unseen classes: spread over the categories, so that every attribute of an unseen class is seen on some training

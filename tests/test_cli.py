@@ -82,13 +82,20 @@ def test_two_process_cpu_ddp(tmp_path):
 
 
 @pytest.mark.parametrize("args,key", [
-    (["--strategy", "coral", "--target", "digits"], "accuracy"),
-    (["--strategy", "eszsl", "--semantics", "digits"], "accuracy"),
-    (["--strategy", "progressive", "--tasks", "5"], "forgetting"),
+    (["--strategy", "coral", "--target", "digits", "--epochs", "1"], "accuracy"),
+    (["--strategy", "eszsl", "--semantics", "digits"], "accuracy"),  # frozen features: no --epochs to give
+    (["--strategy", "progressive", "--tasks", "5", "--epochs", "1"], "forgetting"),
 ])
 def test_fit_with_other_data_roles(tmp_path, args, key):
     out = tmp_path / "run"
-    r = runner.invoke(app, ["fit", "--data", "digits", *args, "--backbone", "builtin:micro-cnn", "--epochs", "1",
+    r = runner.invoke(app, ["fit", "--data", "digits", *args, "--backbone", "builtin:micro-cnn",
                             "--param", "input_size=16", "--out", str(out), "--no-progress"])
     assert r.exit_code == 0, r.output
     assert key in json.loads((out / "result.json").read_text())["metrics"]
+
+
+def test_a_training_knob_on_a_frozen_feature_strategy_is_refused_by_name(tmp_path):
+    r = runner.invoke(app, ["fit", "--data", "digits", "--strategy", "eszsl", "--semantics", "digits", "--epochs", "1",
+                            "--out", str(tmp_path / "run"), "--no-progress"])
+    assert r.exit_code == 2 and "Unknown parameter 'epochs' for strategy 'eszsl'" in r.output
+    assert not (tmp_path / "run").exists()

@@ -39,6 +39,8 @@ DEBT = {
     ("sequential-finetune", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("ewc", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("progressive", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
+    **{(n, "knobs"): "issue 27 stage G, part 2: the few-shot baselines inherit the training knobs (pretrain_on_base "
+                     "trains the backbone)" for n in ("simpleshot", "support-linear-probe", "support-finetune-head")},
 }
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, seed=0, progress=False)
 
@@ -86,6 +88,17 @@ def test_a_strategy_lives_in_its_familys_package(name):
     parts = cls.__module__.split(".")
     assert parts[:2] == ["transferkit", "strategies"] and len(parts) == 4, cls.__module__
     assert parts[2] == FAMILY_PACKAGES[cls.family], f"{name}: family {cls.family!r} in package {parts[2]!r}"
+
+
+# Frozen-feature strategies never take a gradient step on the backbone (issue 27 stage G): no training knobs.
+FROZEN_FEATURE = ("features", "dap", "eszsl", "simpleshot", "support-linear-probe", "support-finetune-head")
+TRAINING_KNOBS = {"epochs", "lr", "scheduler", "grad_clip", "augment", "optimizer", "weight_decay", "warmup_epochs"}
+
+
+@pytest.mark.parametrize("name", _cases("knobs", FROZEN_FEATURE))
+def test_a_frozen_feature_strategy_takes_no_training_knobs(name):
+    knobs = TRAINING_KNOBS & set(create_strategy(name).get_params(deep=False))
+    assert not knobs, f"{name} never trains its backbone, yet takes {sorted(knobs)}"
 
 
 @pytest.mark.parametrize("name", _cases("check_params"))

@@ -167,3 +167,24 @@ def test_clip_zero_shot_mechanics(tiny_clip, fm_split):
         ClipZeroShot(model=name, pretrained="no-such-tag").fit(semantics="fashion-mnist")
     with pytest.raises(TransferkitError, match="no model config"):
         ClipZeroShot(model="not-a-model", pretrained=None).fit(semantics="fashion-mnist")
+
+
+def test_a_model_saved_with_the_old_training_knobs_loads_with_a_warning(fm_split, tmp_path):
+    """DAP and ESZSL took 20 training knobs they ignored before the frozen-feature base (issue 27 stage G). A model
+    saved then (knobs in strategy.json, the backbone under the wrapper's 'model.' keys) still loads and predicts."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    seen_tr, _, unseen, _ = fm_split
+    z = DAP(**BB).fit(seen_tr, semantics="fashion-mnist")
+    d = z.save(tmp_path / "dap")
+    meta = json.loads((d / "strategy.json").read_text())
+    meta["params"].update(epochs=10, lr=1e-3, scheduler="cosine")
+    (d / "strategy.json").write_text(json.dumps(meta))
+    tensors = load_file(d / "model.safetensors")
+    save_file({(k.replace("backbone.", "backbone.model.", 1) if k.startswith("backbone.") else k): v
+               for k, v in tensors.items()}, d / "model.safetensors")
+    with pytest.warns(UserWarning, match=r"DAP no longer takes the saved parameter\(s\) \['epochs', 'lr', 'scheduler'\]"):
+        again = DAP.load(d)
+    np.testing.assert_array_equal(again.predict_proba(unseen), z.predict_proba(unseen))

@@ -136,6 +136,19 @@ class Strategy(BaseEstimator):
         """Keep the training data's preprocessing (``ImageDataset.preprocess``), to redo on raw files later."""
         self.preprocess_ = dict(getattr(train, "preprocess", None) or {})
 
+    def _check_train(self, train: ImageDataset) -> ImageDataset:
+        """The labelled part of ``train``, refused without 2 classes; records its preprocessing (``prepare``)."""
+        owner = type(self).__name__
+        if not isinstance(train, ImageDataset):
+            raise TransferkitError(f"{owner}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
+        self._record_data(train)
+        labelled = np.flatnonzero(train.labels >= 0)
+        present = np.unique(train.labels[labelled])
+        if len(present) < 2:
+            raise DataError(f"{owner} needs at least 2 classes with labelled images; {train.name or 'the training set'} "
+                            f"has {len(present)} ({[train.classes[c] for c in present]}).")
+        return train.subset(labelled) if len(labelled) < len(train) else train
+
     def prepare(self, data):
         """``data`` as this model must see it: raw image files get the preprocessing its training data had (an
         inversion, a resize: the loader's options), so a model trained on ``omniglot?invert=true`` reads the
@@ -227,6 +240,10 @@ class Strategy(BaseEstimator):
             raise TransferkitError(f"{meta_path}: 'classes' must be a non-empty list of class names; got {meta['classes']!r}.")
         klass = get_strategy_class(meta["name"])
         params = {k: v for k, v in meta["params"].items() if k in klass.param_names()}
+        if len(params) < len(meta["params"]):
+            warnings.warn(f"{meta_path}: {klass.__name__} no longer takes the saved parameter(s) "
+                          f"{sorted(set(meta['params']) - set(params))} (saved by an older transferkit); they are "
+                          f"ignored.", stacklevel=2)
         obj = klass(**params)
         obj.classes_ = [str(c) for c in meta["classes"]]
         obj.preprocess_ = dict(meta.get("preprocess") or {})  # models saved before it was recorded have none
@@ -448,17 +465,6 @@ class NeuralStrategy(Strategy):
         return self.model_(x)
 
     # -- fit / predict -------------------------------------------------------------------------------
-    def _check_train(self, train: ImageDataset) -> ImageDataset:
-        """The labelled part of ``train``, refused without 2 classes; records its preprocessing (``prepare``)."""
-        if not isinstance(train, ImageDataset):
-            raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
-        self._record_data(train)
-        labelled = np.flatnonzero(train.labels >= 0)
-        present = np.unique(train.labels[labelled])
-        if len(present) < 2:
-            raise DataError(f"{type(self).__name__} needs at least 2 classes with labelled images; "
-                            f"{train.name or 'the training set'} has {len(present)} ({[train.classes[c] for c in present]}).")
-        return train.subset(labelled) if len(labelled) < len(train) else train
 
     def _split_val(self, train, val):
         if val is None and self.val_fraction:

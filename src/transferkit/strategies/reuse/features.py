@@ -12,12 +12,9 @@ import warnings
 
 import numpy as np
 
-from ...backbones import Backbone, create_backbone
 from ...data import ImageDataset
-from ...engine import extract_features
-from ...errors import DataError, TransferkitError, check_choice, check_range
-from ...utils import count_parameters, seed_everything
-from ..base import Strategy, warn_if_untrained
+from ...errors import TransferkitError, check_choice, check_range
+from ..frozen import FrozenFeatureStrategy
 from ..registry import register_strategy
 
 CLASSIFIERS = ("logreg", "linear-svm", "rbf-svm", "knn", "ridge")
@@ -43,7 +40,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 @register_strategy
-class FeatureExtraction(Strategy):
+class FeatureExtraction(FrozenFeatureStrategy):
     """Fit a scikit-learn classifier on frozen embeddings (pooled, or from an intermediate layer).
 
     The backbone never changes: every image is embedded once (the feature cache makes a second probe free),
@@ -81,28 +78,21 @@ class FeatureExtraction(Strategy):
     name = "features"
     family = "reuse-weights"
 
-    def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, input_size=None, classifier: str = "logreg",
-                 layer=None, standardize: bool = True, param_grid=None, cv: int = 5, batch_size: int = 256,
-                 cache=True, device=None, num_workers: int = 0, n_jobs: int = 1, seed: int = 0, progress: bool = True):
-        self.backbone, self.pretrained, self.input_size, self.classifier = backbone, pretrained, input_size, classifier
-        self.layer, self.standardize, self.param_grid, self.cv = layer, standardize, param_grid, cv
-        self.batch_size, self.cache, self.device, self.num_workers = batch_size, cache, device, num_workers
-        self.n_jobs, self.seed, self.progress = n_jobs, seed, progress
+    def __init__(self, *, classifier: str = "logreg", layer=None, standardize: bool = True, param_grid=None,
+                 cv: int = 5, n_jobs: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.classifier, self.layer, self.standardize, self.param_grid = classifier, layer, standardize, param_grid
+        self.cv, self.n_jobs = cv, n_jobs
 
     # -- pieces -------------------------------------------------------------------------------------
     def _validate_params(self):
+        super()._validate_params()
         owner = type(self).__name__
         check_choice(owner, "classifier", self.classifier, CLASSIFIERS)
         check_range(owner, "cv", self.cv, 2)
-        check_range(owner, "batch_size", self.batch_size, 1)
         self._layer = self.layer
         if isinstance(self.layer, str) and self.layer.strip().lstrip("-").isdigit():
             self._layer = int(self.layer)  # from the command line
-
-    def make_backbone(self) -> Backbone:
-        if isinstance(self.backbone, Backbone):
-            return self.backbone
-        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
 
     def _estimator(self, value=None):
         from sklearn.linear_model import LogisticRegression, RidgeClassifier
@@ -149,43 +139,21 @@ class FeatureExtraction(Strategy):
             grid = sorted({min(int(k), n_train_fold) for k in grid})
         return grid
 
-    def embed(self, data: ImageDataset) -> np.ndarray:
-        """Embeddings (N, D) of ``data`` from the frozen backbone (cached)."""
+    def features(self, data: ImageDataset) -> np.ndarray:
+        """Embeddings (N, D) of ``data`` from the frozen backbone at ``layer`` (cached)."""
         try:
-            return np.asarray(extract_features(self.backbone_, self.prepare(data), batch_size=self.batch_size, layer=getattr(self, "_layer", self.layer),
-                                               cache=self.cache, device=self.device, num_workers=self.num_workers,
-                                               progress=self.progress))
+            return self.embed(data, layer=getattr(self, "_layer", self.layer))
         except (IndexError, AttributeError) as e:
             raise TransferkitError(f"The 'layer' parameter of {type(self).__name__} must be a stage index or a module "
                                    f"name of {self.backbone_.spec}; got {self.layer!r} ({e}).") from None
 
     # -- fit / predict ------------------------------------------------------------------------------
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
-        """Embed ``train``, choose the regularisation by CV and fit the classifier; returns self."""
+    def fit_features(self, X: np.ndarray, y: np.ndarray, train: ImageDataset, **roles) -> None:
+        """Choose the regularisation by stratified CV on the training features and fit the classifier."""
         from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-        self._validate_params()
-        if not isinstance(train, ImageDataset):
-            raise TransferkitError(f"{type(self).__name__}.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
-        self._record_data(train)
-        labelled = np.flatnonzero(train.labels >= 0)
-        train = train.subset(labelled) if len(labelled) < len(train) else train
-        present = np.unique(train.labels)
-        if len(present) < 2:
-            raise DataError(f"{type(self).__name__} needs at least 2 classes with labelled images; "
-                            f"{train.name or 'the training set'} has {len(present)}.")
-        seed_everything(self.seed)
-        self.classes_ = list(train.classes)
-        self.backbone_ = self.make_backbone().eval()
-        warn_if_untrained(self.backbone_, type(self).__name__)
-        for p in self.backbone_.parameters():
-            p.requires_grad_(False)
-        t0 = time.perf_counter()
-        X = self.embed(train)
-        self.extract_time_ = time.perf_counter() - t0
-        y = train.labels
         t1 = time.perf_counter()
-        folds = int(min(self.cv, np.bincount(y)[present].min()))
+        folds = int(min(self.cv, np.bincount(y)[np.unique(y)].min()))
         grid = self._grid(max(1, len(y) * (folds - 1) // max(folds, 1)) if folds >= 2 else len(y))
         key = _GRID_KEY[self.classifier]
         if len(grid) > 1 and folds >= 2:
@@ -201,18 +169,13 @@ class FeatureExtraction(Strategy):
             self.classifier_ = self._estimator(value).fit(X, y)
             self.best_params_ = {key: value}
             self.cv_results_ = {"values": grid, "mean_accuracy": [], "folds": 0}
-        self.fit_time_ = time.perf_counter() - t0
         self.classifier_fit_time_ = time.perf_counter() - t1
         self.n_features_ = int(X.shape[1])
         if self.classifier == "knn":  # kNN's reference set, as its classifier step sees it (what save() writes)
             self.reference_features_ = self.classifier_[:-1].transform(X) if len(self.classifier_) > 1 else X
             self.reference_labels_ = np.asarray(y)
-        self.n_params_ = count_parameters(self.backbone_) + self._n_classifier_params()
-        self.n_trainable_params_ = self._n_classifier_params()
-        self.history_ = []
-        return self
 
-    def _n_classifier_params(self) -> int:
+    def n_head_params(self) -> int:
         clf = self.classifier_.named_steps["clf"]
         if hasattr(clf, "coef_"):
             return int(clf.coef_.size + np.size(clf.intercept_))
@@ -229,7 +192,7 @@ class FeatureExtraction(Strategy):
                 return self.backbone_.eval()(data.to(dev)).float().cpu().numpy()
         if isinstance(data, np.ndarray) and data.ndim == 2:
             return data  # embeddings already
-        return self.embed(data)
+        return self.features(data)
 
     def predict_proba(self, data) -> np.ndarray:
         """Probabilities (N, n_classes) for an ImageDataset, a [0, 1] batch (B, C, H, W) or embeddings (N, D)."""
@@ -249,13 +212,13 @@ class FeatureExtraction(Strategy):
 
     # -- persistence (no pickle: arrays in safetensors, hyper-parameters in JSON) -----------------------
     def _extra_state(self) -> dict:
-        return {"arch": self.backbone_.arch, "data_config": self.backbone_.data_config, "best_params": self.best_params_,
-                "cv_results": self.cv_results_, "n_features": self.n_features_}
+        return {**super()._extra_state(), "best_params": self.best_params_, "cv_results": self.cv_results_,
+                "n_features": self.n_features_}
 
     def _tensor_state(self) -> dict:
         import torch
 
-        t = {f"backbone.{k}": v for k, v in self.backbone_.model.state_dict().items()}
+        t = super()._tensor_state()
         clf = self.classifier_.named_steps["clf"]
         arrays = {"clf.classes": clf.classes_}
         if self.standardize:
@@ -273,10 +236,7 @@ class FeatureExtraction(Strategy):
 
     def _restore(self, state: dict, tensors: dict) -> None:
         self._validate_params()
-        self.backbone_ = create_backbone(state["arch"], pretrained=False)
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
-        self.backbone_.model.load_state_dict({k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")})
-        self.backbone_.eval()
+        super()._restore(state, tensors)
         self.best_params_, self.cv_results_ = state["best_params"], state["cv_results"]
         self.n_features_ = int(state["n_features"])
         a = {k: v.numpy() for k, v in tensors.items() if not k.startswith("backbone.")}

@@ -7,11 +7,11 @@ import torch
 
 from ...errors import check_choice, check_range
 from ..registry import register_strategy
-from .zeroshot import _FeatureZeroShot
+from .zeroshot import FrozenZeroShot
 
 
 @register_strategy
-class DAP(_FeatureZeroShot):
+class DAP(FrozenZeroShot):
     """Direct Attribute Prediction: one probabilistic classifier per attribute, combined by Bayes' rule.
 
     Each binary attribute (class attribute >= ``threshold``) gets a logistic regression on frozen features

@@ -6,7 +6,7 @@ import torch
 
 from ...errors import check_range
 from ..registry import register_strategy
-from .zeroshot import _FeatureZeroShot
+from .zeroshot import FrozenZeroShot
 
 
 def eszsl_closed_form(X: np.ndarray, Y: np.ndarray, S: np.ndarray, gamma: float, lam: float) -> np.ndarray:
@@ -21,7 +21,7 @@ def eszsl_closed_form(X: np.ndarray, Y: np.ndarray, S: np.ndarray, gamma: float,
 
 
 @register_strategy
-class ESZSL(_FeatureZeroShot):
+class ESZSL(FrozenZeroShot):
     """Embarrassingly Simple Zero-Shot Learning: a closed-form bilinear map from features to signatures.
 
     V = (X X^T + gamma I)^-1 X Y S^T (S S^T + lambda I)^-1 over the seen classes (Y in {-1, 1}); a class's

@@ -37,8 +37,8 @@ from ...engine import extract_features
 from ...errors import DataError, check_choice
 from ...utils import count_parameters, seed_everything
 from ..base import NeuralStrategy, warn_if_untrained
+from ..frozen import FrozenFeatureStrategy, backbone_state, backbone_tensors, restore_backbone
 from .semantics import embed_descriptions, resolve_semantics
-
 
 MODES = ("gzsl", "zsl", "seen")
 
@@ -139,8 +139,9 @@ class _ZeroShotMixin:
         return out
 
 
-class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
-    """Frozen backbone features (cached) + a model from features to class semantics."""
+class _SemanticFeatures(_ZeroShotMixin):
+    """Class signatures from the semantics and L2-normalised frozen features: what the zero-shot strategies on a
+    frozen backbone share, whether they fit in closed form (DAP, ESZSL) or train a map (BilinearZSL)."""
 
     def __init__(self, *, semantic: str = "attributes", text_encoder=None, calibration: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -165,9 +166,48 @@ class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
 
     def features(self, data) -> np.ndarray:
         """L2-normalised frozen features (N, D) of an ImageDataset (cached on disk)."""
-        f = np.array(extract_features(self.backbone_, self.prepare(data), progress=False, num_workers=self.num_workers),
-                     dtype=np.float64)
+        f = np.asarray(self.embed(data), dtype=np.float64)
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+
+    def _fit_features(self, X: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def class_scores(self, data) -> np.ndarray:
+        return self._scores_from_features(self.features(data))
+
+    # persistence: the frozen backbone, the seen / unseen split and the class signatures
+    def _extra_state(self) -> dict:
+        return {**backbone_state(self.backbone_), "seen": self.seen_classes_, "unseen": self.unseen_classes_}
+
+    def _tensor_state(self) -> dict:
+        return {**backbone_tensors(self.backbone_), "signatures": torch.from_numpy(np.asarray(self.signatures_))}
+
+    def _restore(self, state: dict, tensors: dict) -> None:
+        self.backbone_ = restore_backbone(state, tensors)
+        self.seen_classes_, self.unseen_classes_ = state["seen"], state["unseen"]
+        self.signatures_ = tensors["signatures"].double().numpy()
+
+
+class FrozenZeroShot(_SemanticFeatures, FrozenFeatureStrategy):
+    """Zero-shot on a frozen backbone with a closed-form model (DAP, ESZSL): the frozen-feature base's one ``fit``,
+    the semantics read in ``setup`` (``fit(train, semantics=...)``); no training knobs."""
+
+    def setup(self, train: ImageDataset, semantics=None, **roles) -> None:
+        self._semantics = resolve_semantics(semantics, train, type(self).__name__)
+        self._setup_classes(train, self._semantics, type(self).__name__)
+
+    def fit_features(self, X: np.ndarray, y: np.ndarray, train: ImageDataset, **roles) -> None:
+        self.signatures_ = self.class_embeddings(self._semantics)
+        self._fit_features(X, y)
+
+
+class _FeatureZeroShot(_SemanticFeatures, NeuralStrategy):
+    """Zero-shot on a frozen backbone with a map trained through the Trainer (BilinearZSL): the training knobs of
+    ``NeuralStrategy`` apply to that map."""
+
+    def embed(self, data) -> np.ndarray:
+        return np.asarray(extract_features(self.backbone_, self.prepare(data), progress=False,
+                                           num_workers=self.num_workers))
 
     def fit(self, train: ImageDataset, semantics=None, **roles):
         """Learn from the seen classes of ``train``; ``semantics`` covers seen and unseen classes. Returns self."""
@@ -187,32 +227,6 @@ class _FeatureZeroShot(_ZeroShotMixin, NeuralStrategy):
         self.fit_time_ = time.perf_counter() - t0
         self.n_params_ = count_parameters(self.backbone_)
         return self
-
-    def _fit_features(self, X: np.ndarray, y: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def class_scores(self, data) -> np.ndarray:
-        return self._scores_from_features(self.features(data))
-
-    def _extra_state(self) -> dict:
-        return {"data_config": self.backbone_.data_config, "arch": self.backbone_.arch,
-                "seen": self.seen_classes_, "unseen": self.unseen_classes_}
-
-    def _restore(self, state: dict, tensors: dict) -> None:
-        from ...backbones import create_backbone
-
-        self.backbone_ = create_backbone(state["arch"], pretrained=False)
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
-        bb = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
-        if bb:
-            self.backbone_.load_state_dict(bb)
-        self.backbone_.eval()
-        self.seen_classes_, self.unseen_classes_ = state["seen"], state["unseen"]
-        self.signatures_ = tensors["signatures"].double().numpy()
-
-    def _tensor_state(self) -> dict:
-        return {**{f"backbone.{k}": v for k, v in self.backbone_.state_dict().items()},
-                "signatures": torch.from_numpy(np.asarray(self.signatures_))}
 
 
 def calibration_from_seen(model, seen_train: ImageDataset, n: int = 300, seed: int = 0) -> float:

@@ -1,0 +1,129 @@
+"""The frozen-feature base: a backbone that never changes, its features extracted once (and cached), and a model
+fitted on them. No gradient step touches the backbone, so these strategies take no training knobs: no epochs,
+learning rate, scheduler, gradient clipping or augmentation.
+
+One ``fit`` for all of them:
+
+    validate -> the labelled training images (2 classes at least; their preprocessing recorded) -> seed
+    -> ``setup(train, **roles)`` (the class list; zero-shot reads its semantics here)
+    -> the backbone, frozen, in eval mode (warned about when nobody trained it)
+    -> ``features(train)`` -> ``fit_features(X, y, train, **roles)``, y indexing ``classes_``
+
+A new frozen-feature strategy implements ``fit_features`` (and ``predict_proba`` or its family's scoring) and adds
+its own parameters to ``__init__``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..backbones import Backbone, create_backbone
+from ..data import ImageDataset
+from ..engine import extract_features
+from ..errors import check_range
+from ..utils import count_parameters, seed_everything
+from .base import Strategy, warn_if_untrained
+
+
+class FrozenFeatureStrategy(Strategy):
+    """Base of the strategies that fit a model on frozen, cached backbone features (see the module docstring).
+
+    Args:
+        backbone: a spec (``builtin:small-cnn``, ``timm:resnet50.a1_in1k``, ``file:PATH``...) or a Backbone.
+        pretrained: load hub weights for hub specs. input_size: override the backbone's input size.
+        batch_size, cache (True, a directory or False), device, num_workers: feature extraction.
+        seed, progress.
+    """
+
+    def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, input_size=None,
+                 batch_size: int = 256, cache=True, device=None, num_workers: int = 0, seed: int = 0,
+                 progress: bool = True):
+        self.backbone, self.pretrained, self.input_size = backbone, pretrained, input_size
+        self.batch_size, self.cache, self.device, self.num_workers = batch_size, cache, device, num_workers
+        self.seed, self.progress = seed, progress
+
+    def _validate_params(self):
+        check_range(type(self).__name__, "batch_size", self.batch_size, 1)
+
+    def make_backbone(self) -> Backbone:
+        if isinstance(self.backbone, Backbone):
+            return self.backbone
+        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
+
+    def embed(self, data: ImageDataset, layer=None) -> np.ndarray:
+        """Features (N, D) of ``data`` from the frozen backbone (pooled, or of ``layer``), cached."""
+        return np.asarray(extract_features(self.backbone_, self.prepare(data), batch_size=self.batch_size, layer=layer,
+                                           cache=self.cache, device=self.device, num_workers=self.num_workers,
+                                           progress=self.progress))
+
+    def features(self, data: ImageDataset) -> np.ndarray:
+        """What ``fit_features`` and prediction see; default: the pooled embedding."""
+        return self.embed(data)
+
+    # -- the one fit ----------------------------------------------------------------------------------------
+    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
+        """Extract the features of labelled ``train`` once and fit the model on them; returns self."""
+        self._validate_params()
+        train = self._check_train(train)
+        seed_everything(self.seed)
+        t0 = time.perf_counter()
+        self.setup(train, **roles)
+        self.backbone_ = self.make_backbone().eval()
+        for p in self.backbone_.parameters():
+            p.requires_grad_(False)
+        warn_if_untrained(self.backbone_, type(self).__name__)
+        X = self.features(train)
+        self.extract_time_ = time.perf_counter() - t0
+        index = {c: i for i, c in enumerate(self.classes_)}
+        y = np.array([index[train.classes[label]] for label in train.labels], dtype=np.int64)
+        self.history_ = []
+        self.fit_features(X, y, train, **roles)
+        self.fit_time_ = time.perf_counter() - t0
+        self.n_trainable_params_ = self.n_head_params()
+        self.n_params_ = count_parameters(self.backbone_) + self.n_trainable_params_
+        return self
+
+    def setup(self, train: ImageDataset, **roles) -> None:
+        """Before the backbone is built: the class list (default: the training classes)."""
+        self.classes_ = list(train.classes)
+
+    def fit_features(self, X: np.ndarray, y: np.ndarray, train: ImageDataset, **roles) -> None:
+        """Fit on features ``X`` (N, D) and labels ``y`` (N,) indexing ``classes_``."""
+        raise NotImplementedError
+
+    def n_head_params(self) -> int:
+        """Parameters fitted on top of the backbone (0 for closed-form class scores)."""
+        return 0
+
+    # -- persistence: the backbone's architecture, preprocessing and weights ------------------------------------
+    def _extra_state(self) -> dict:
+        return backbone_state(self.backbone_)
+
+    def _tensor_state(self) -> dict:
+        return backbone_tensors(self.backbone_)
+
+    def _restore(self, state: dict, tensors: dict) -> None:
+        self.backbone_ = restore_backbone(state, tensors)
+        self.history_ = []
+
+
+def backbone_state(backbone: Backbone) -> dict:
+    """What rebuilds a frozen backbone besides its weights: the architecture and the preprocessing."""
+    return {"arch": backbone.arch, "data_config": backbone.data_config}
+
+
+def backbone_tensors(backbone: Backbone) -> dict:
+    """The frozen backbone's weights, under ``backbone.``."""
+    return {f"backbone.{k}": v for k, v in backbone.model.state_dict().items()}
+
+
+def restore_backbone(state: dict, tensors: dict) -> Backbone:
+    """The frozen backbone saved by :func:`backbone_state` and :func:`backbone_tensors`, in eval mode."""
+    backbone = create_backbone(state["arch"], pretrained=False)
+    backbone.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+    weights = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
+    if weights:  # the network's own keys; zero-shot models saved before this base kept the wrapper's 'model.'
+        wrapped = all(k.startswith("model.") for k in weights)
+        (backbone if wrapped else backbone.model).load_state_dict(weights)
+    return backbone.eval()

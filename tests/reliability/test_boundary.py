@@ -42,11 +42,15 @@ FIT = ["fit", "--strategy", "finetune", "--data", "digits", "--backbone", "built
        "--no-progress", "-p", "input_size=16"]
 
 
-def fit(*args, data=None):
-    """``transferkit fit`` of a micro CNN at 16 px for one epoch, with ``args`` appended (and --data replaced)."""
+def fit(*args, data=None, epochs=True):
+    """``transferkit fit`` of a micro CNN at 16 px for one epoch, with ``args`` appended (and --data replaced);
+    ``epochs=False`` drops ``--epochs``, which the frozen-feature strategies do not take."""
     base = list(FIT)
     if data is not None:
         base[base.index("--data") + 1] = str(data)
+    if not epochs:
+        i = base.index("--epochs")
+        del base[i:i + 2]
     return [*base, *map(str, args)]
 
 
@@ -494,7 +498,7 @@ CASES = [
          lambda t, e: fit("--out", t / "o", "-s", "protonet", data=_folder(t / "imgs", {c: 8 for c in "abcdef"})),
          2, "Set q_queries=",
          check=lambda t: not (t / "o").exists() or pytest.fail(f"left {sorted(p.name for p in (t / 'o').iterdir())}")),
-    Case("frozen-features-on-a-random-backbone-warn", fit("-s", "simpleshot", "--out", "o"),
+    Case("frozen-features-on-a-random-backbone-warn", fit("-s", "simpleshot", "--out", "o", epochs=False),
          0, "warning: SimpleShot: the backbone builtin:micro-cnn has random weights"),
     Case("permission-error-on-a-user-path-is-not-a-bug", Py(lambda t, e: _raise(PermissionError(13, "Permission denied", str(t / "x")))),
          2, "Cannot use {tmp}/x: Permission denied (you do not have permission there"),

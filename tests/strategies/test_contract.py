@@ -39,8 +39,6 @@ DEBT = {
     ("sequential-finetune", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("ewc", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
     ("progressive", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
-    **{(n, "knobs"): "issue 27 stage G, part 2: the few-shot baselines inherit the training knobs (pretrain_on_base "
-                     "trains the backbone)" for n in ("simpleshot", "support-linear-probe", "support-finetune-head")},
 }
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, seed=0, progress=False)
 

@@ -7,7 +7,8 @@ One ``fit`` for all of them:
     validate -> the labelled training images (2 classes at least; their preprocessing recorded) -> seed
     -> ``setup(train, **roles)`` (the class list; zero-shot reads its semantics here)
     -> the backbone, frozen, in eval mode (warned about when nobody trained it)
-    -> ``features(train)`` -> ``fit_features(X, y, train, **roles)``, y indexing ``classes_``
+    -> ``features(train)`` (``extract``, or a transform of it) -> ``fit_features(X, y, train, **roles)``, y indexing
+    ``classes_``
 
 A new frozen-feature strategy implements ``fit_features`` (and ``predict_proba`` or its family's scoring) and adds
 its own parameters to ``__init__``.
@@ -36,6 +37,8 @@ class FrozenFeatureStrategy(Strategy):
         seed, progress.
     """
 
+    untrained_hint = ""  # the end of the warning about a random backbone: what to do instead
+
     def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, input_size=None,
                  batch_size: int = 256, cache=True, device=None, num_workers: int = 0, seed: int = 0,
                  progress: bool = True):
@@ -51,7 +54,7 @@ class FrozenFeatureStrategy(Strategy):
             return self.backbone
         return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
 
-    def embed(self, data: ImageDataset, layer=None) -> np.ndarray:
+    def extract(self, data: ImageDataset, layer=None) -> np.ndarray:
         """Features (N, D) of ``data`` from the frozen backbone (pooled, or of ``layer``), cached."""
         return np.asarray(extract_features(self.backbone_, self.prepare(data), batch_size=self.batch_size, layer=layer,
                                            cache=self.cache, device=self.device, num_workers=self.num_workers,
@@ -59,7 +62,7 @@ class FrozenFeatureStrategy(Strategy):
 
     def features(self, data: ImageDataset) -> np.ndarray:
         """What ``fit_features`` and prediction see; default: the pooled embedding."""
-        return self.embed(data)
+        return self.extract(data)
 
     # -- the one fit ----------------------------------------------------------------------------------------
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
@@ -72,7 +75,7 @@ class FrozenFeatureStrategy(Strategy):
         self.backbone_ = self.make_backbone().eval()
         for p in self.backbone_.parameters():
             p.requires_grad_(False)
-        warn_if_untrained(self.backbone_, type(self).__name__)
+        warn_if_untrained(self.backbone_, type(self).__name__, self.untrained_hint)
         X = self.features(train)
         self.extract_time_ = time.perf_counter() - t0
         index = {c: i for i, c in enumerate(self.classes_)}

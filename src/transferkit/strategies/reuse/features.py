@@ -142,7 +142,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
     def features(self, data: ImageDataset) -> np.ndarray:
         """Embeddings (N, D) of ``data`` from the frozen backbone at ``layer`` (cached)."""
         try:
-            return self.embed(data, layer=getattr(self, "_layer", self.layer))
+            return self.extract(data, layer=getattr(self, "_layer", self.layer))
         except (IndexError, AttributeError) as e:
             raise TransferkitError(f"The 'layer' parameter of {type(self).__name__} must be a stage index or a module "
                                    f"name of {self.backbone_.spec}; got {self.layer!r} ({e}).") from None

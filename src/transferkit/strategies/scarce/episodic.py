@@ -34,12 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...backbones import Backbone
 from ...data import ImageDataset
 from ...data.episodes import as_images, sample_episodes, support_set
 from ...engine import extract_features, mean_confidence_interval
 from ...errors import TransferkitError
-from ...utils import count_parameters, seed_everything
-from ..base import NeuralStrategy, warn_if_untrained
+from ..base import NeuralStrategy
+from ..frozen import FrozenFeatureStrategy
 
 
 METRICS = ("euclidean", "cosine")
@@ -106,8 +107,10 @@ def _summary(accs, n_way, k_shot, q_queries, seconds) -> dict:
 
 # -- shared behaviour ------------------------------------------------------------------------------
 
-class _FewShot(NeuralStrategy):
-    """Episodic evaluation and support-set prediction on top of an embedding network ``embedder``."""
+class _Episodic:
+    """Episodic evaluation and support-set prediction on top of an embedding network ``embedder``: what the
+    meta-learned strategies (``_FewShot``: ProtoNet, MAML) and the frozen-feature baselines (``_FrozenBaseline``)
+    share."""
 
     family = "scarce-data"
 
@@ -185,6 +188,11 @@ class _FewShot(NeuralStrategy):
         self.base_features_ = self.embed(train, cache=True)
         self.base_labels_ = torch.from_numpy(train.labels.copy())
 
+
+
+class _FewShot(_Episodic, NeuralStrategy):
+    """The meta-learned strategies: the embedding network trained through the Trainer (``NeuralStrategy``)."""
+
     def _tensor_state(self) -> dict:
         return {**{f"model.{k}": v for k, v in self.model_.state_dict().items()},
                 "base_features": self.base_features_, "base_labels": self.base_labels_}
@@ -197,45 +205,45 @@ class _FewShot(NeuralStrategy):
 
 # -- baselines on frozen features ------------------------------------------------------------------------
 
-class _FrozenBaseline(_FewShot):
-    """A frozen backbone (optionally first trained on the base classes with cross-entropy through the
-    Trainer: Chen et al. 2019's "Baseline" pre-training) and a per-episode classifier on cached features."""
+class _FrozenBaseline(_Episodic, FrozenFeatureStrategy):
+    """A frozen backbone and a per-episode classifier on its cached features: the frozen-feature base's one ``fit``
+    caches the base classes' features (for ``predict`` without a support set) and their mean. To train the backbone
+    on the base classes first (Chen et al. 2019's "Baseline"), pass ``backbone=train_on_base(base, ...)``."""
 
     data_roles = ("train",)
+    untrained_hint = ", or train it on the base classes first: backbone=train_on_base(base, backbone=..., epochs=...)"
 
-    def __init__(self, *, pretrain_on_base: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.pretrain_on_base = pretrain_on_base
-
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
-        """Optionally train the backbone on ``train`` (base classes), then cache base features; returns self."""
-        t0 = time.perf_counter()
-        if self.pretrain_on_base:
-            super().fit(train, val, **roles)
-        else:
-            self._validate_params()
-            train = self._check_train(train)
-            seed_everything(self.seed)
-            self.classes_ = list(train.classes)
-            self.backbone_ = self.make_backbone()
-            warn_if_untrained(self.backbone_, type(self).__name__, ", or pretrain_on_base=True to train it on the "
-                              "base classes first")
-            self.model_ = self.build_model(self.backbone_, len(self.classes_))
-            self.model_.eval()
-            self.history_ = []
-            self.n_params_ = count_parameters(self.backbone_)
-            self.n_trainable_params_ = 0
-        train = self._check_train(train)
-        self.backbone_.eval()
-        raw = torch.from_numpy(np.array(extract_features(self.backbone_, train, progress=False, num_workers=self.num_workers)))
+    def fit_features(self, X: np.ndarray, y: np.ndarray, train: ImageDataset, **roles) -> None:
+        raw = torch.from_numpy(np.array(X, dtype=np.float32))
         self.base_mean_ = raw.mean(0)
-        self._set_base(train)
-        self.fit_time_ = time.perf_counter() - t0
-        return self
+        self.base_features_ = self._transform_features(raw.clone())
+        self.base_labels_ = torch.from_numpy(train.labels.copy())
 
     def _tensor_state(self) -> dict:
-        return {**super()._tensor_state(), "base_mean": self.base_mean_}
+        return {**super()._tensor_state(), "base_features": self.base_features_, "base_labels": self.base_labels_,
+                "base_mean": self.base_mean_}
 
     def _restore(self, state: dict, tensors: dict) -> None:
-        super()._restore(state, tensors)
+        # saved before the frozen-feature base: the backbone inside a classifier, under 'model.backbone.'
+        old = {"backbone." + k[len("model.backbone."):]: v for k, v in tensors.items() if k.startswith("model.backbone.")}
+        super()._restore(state, {**tensors, **old})
+        self.base_features_, self.base_labels_ = tensors["base_features"], tensors["base_labels"]
         self.base_mean_ = tensors["base_mean"]
+
+
+class _BaseClassifier(NeuralStrategy):
+    """Backbone + linear head trained by cross-entropy on the base classes (not registered: see train_on_base)."""
+
+    name = "base-classifier"
+    family = "scarce-data"
+
+
+def train_on_base(base: ImageDataset, **params) -> Backbone:
+    """Chen et al. 2019's "Baseline" pre-training for the frozen few-shot baselines: train a backbone with a linear
+    head on the base classes by cross-entropy through the Trainer (``params``: any training parameter, ``backbone``,
+    ``epochs``, ``lr``...) and return the trained backbone, to pass as ``backbone=``.
+
+    Example:
+        >>> SimpleShot(backbone=train_on_base(base, backbone="builtin:small-cnn", pretrained=False, epochs=10)).fit(base)
+    """
+    return _BaseClassifier(**params).fit(base).backbone_.eval()

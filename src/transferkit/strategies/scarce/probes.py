@@ -20,7 +20,6 @@ class SupportLinearProbe(_FrozenBaseline):
 
     Args:
         C: inverse L2 regularisation of the logistic regression (scikit-learn's default 1.0, as in Tian 2020).
-        pretrain_on_base: first fine-tune the backbone on ``train`` with cross-entropy.
 
     Example:
         >>> SupportLinearProbe(backbone="file:runs/pretrain").fit(base).evaluate(novel)
@@ -62,7 +61,6 @@ class SupportFineTuneHead(_FrozenBaseline):
         head_steps: gradient steps per episode (Chen 2019: 100).
         head_lr: step size (Chen 2019: 0.01).
         cosine: cosine-similarity head with scale 10 (Baseline++) instead of a linear one.
-        pretrain_on_base: first fine-tune the backbone on ``train`` with cross-entropy.
 
     Example:
         >>> SupportFineTuneHead(backbone="file:runs/pretrain", cosine=True).fit(base).evaluate(novel)

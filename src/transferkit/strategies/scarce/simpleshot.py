@@ -14,7 +14,7 @@ class SimpleShot(_FrozenBaseline):
     """Nearest class centroid on centred, L2-normalised frozen features ("CL2N").
 
     Features are centred by the mean base-class feature, L2-normalised, and each query takes the label
-    of the closest support-class mean (Euclidean). No training beyond the (optional) base pre-training.
+    of the closest support-class mean (Euclidean). No training: the backbone is used as given.
     Reference: Wang, Chao, Weinberger & van der Maaten, "SimpleShot: Revisiting Nearest-Neighbor
     Classification for Few-Shot Learning", arXiv 1911.04623 (2019).
 
@@ -22,7 +22,8 @@ class SimpleShot(_FrozenBaseline):
 
     Args:
         normalize: 'cl2n' (centre + L2, the paper's best), 'l2' or 'none'.
-        pretrain_on_base: first fine-tune the backbone on ``train`` with cross-entropy (``epochs``, ``lr``...).
+        **kwargs: the frozen-feature parameters (backbone, batch size, cache...). To train the backbone on the base
+            classes first, as the paper does, pass ``backbone=train_on_base(base, ...)``.
 
     Example:
         >>> SimpleShot(backbone="file:runs/pretrain").fit(base).evaluate(novel, k_shot=1)

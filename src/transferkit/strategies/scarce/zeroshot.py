@@ -166,7 +166,7 @@ class _SemanticFeatures(_ZeroShotMixin):
 
     def features(self, data) -> np.ndarray:
         """L2-normalised frozen features (N, D) of an ImageDataset (cached on disk)."""
-        f = np.asarray(self.embed(data), dtype=np.float64)
+        f = np.asarray(self.extract(data), dtype=np.float64)
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
 
     def _fit_features(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -205,7 +205,7 @@ class _FeatureZeroShot(_SemanticFeatures, NeuralStrategy):
     """Zero-shot on a frozen backbone with a map trained through the Trainer (BilinearZSL): the training knobs of
     ``NeuralStrategy`` apply to that map."""
 
-    def embed(self, data) -> np.ndarray:
+    def extract(self, data) -> np.ndarray:
         return np.asarray(extract_features(self.backbone_, self.prepare(data), progress=False,
                                            num_workers=self.num_workers))
 

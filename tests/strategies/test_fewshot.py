@@ -201,3 +201,26 @@ def test_simpleshot_cl2n_and_roundtrip(base_novel, tmp_path):
     assert r1["accuracy"] == pytest.approx(r2["accuracy"])
     assert {"protonet", "maml", "simpleshot", "support-linear-probe", "support-finetune-head"} <= set(
         list_strategies("scarce-data"))
+
+
+def test_a_simpleshot_saved_before_the_frozen_feature_base_loads(base_novel, tmp_path):
+    """Saved with pretrain_on_base and the backbone inside a classifier ('model.backbone.model.' keys, a head), an
+    older SimpleShot loads with a warning about the parameters it no longer takes, and predicts as it did."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    s = SimpleShot(**SMALL).fit(base_novel[0])
+    d = s.save(tmp_path / "s")
+    meta = json.loads((d / "strategy.json").read_text())
+    meta["params"].update(pretrain_on_base=False, epochs=10, lr=1e-3)
+    (d / "strategy.json").write_text(json.dumps(meta))
+    old = {("model.backbone.model." + k[len("backbone."):] if k.startswith("backbone.") else k): v
+           for k, v in load_file(d / "model.safetensors").items()}
+    old["model.head.weight"] = torch.zeros(5, 128)
+    save_file(old, d / "model.safetensors")
+    with pytest.warns(UserWarning, match=r"\['epochs', 'lr', 'pretrain_on_base'\]"):
+        again = Strategy.load(d)
+    query = base_novel[1].subset(np.arange(20))
+    support = (base_novel[1].subset(np.arange(20, 60)), base_novel[1].labels[20:60])
+    np.testing.assert_allclose(again.predict_proba(query, support), s.predict_proba(query, support), atol=1e-6)

@@ -189,7 +189,6 @@ class _Episodic:
         self.base_labels_ = torch.from_numpy(train.labels.copy())
 
 
-
 class _FewShot(_Episodic, NeuralStrategy):
     """The meta-learned strategies: the embedding network trained through the Trainer (``NeuralStrategy``)."""
 

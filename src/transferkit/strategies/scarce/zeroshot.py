@@ -42,6 +42,7 @@ from .semantics import embed_descriptions, resolve_semantics
 
 MODES = ("gzsl", "zsl", "seen")
 
+
 def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean over the classes present in ``y_true`` of their top-1 accuracy (Xian et al. 2019)."""
     cls = np.unique(y_true)

@@ -5,7 +5,8 @@ Two cases on the ants/bees photos (244 training, 153 val), each student against 
   lite2->lite0   the realistic phone case: a fine-tuned ImageNet EfficientNet-Lite2 teacher (``FineTune`` defaults,
                  260 px) distilled into ImageNet Lite0 (224 px); the baseline is Lite0 fine-tuned alone
                  (``FineTune`` defaults).
-  lite0->small   the >= 10x case: the fine-tuned Lite0 (seed 0 of the row above) distilled into ``--small``
+  lite0->small   the >= 10x case: the fine-tuned Lite0 (seed 0 of the row above, whose deployment figures are that
+                 row's) distilled into ``--small``
                  (default ``builtin:mobile-cnn``, 0.14 M parameters, 33x fewer, no pre-trained weights) at
                  ``--small-size`` px; the baseline is the same network trained alone with the same budget.
 

@@ -60,7 +60,9 @@ class BilinearZSL(_FeatureZeroShot):
         self.history_ = self.make_trainer(self.callbacks()).fit(self, loader)
         self.model_.eval()
         self.W_ = self.model_.weight.detach().T.double().numpy()               # (D, M)
-        self.n_trainable_params_ = self.model_.weight.numel()
+
+    def n_head_params(self) -> int:
+        return self.model_.weight.numel()
 
     def training_step(self, batch) -> dict:
         x, y = batch

@@ -138,9 +138,11 @@ class _Episodic:
                 f = torch.cat([net(x.to(device)).float().cpu() for x in data.split(256)]) if len(data) else torch.zeros(0, 1)
             net.train(was)
         else:
-            f = torch.from_numpy(np.array(extract_features(self.backbone_, data, cache=cache, progress=False,
-                                                          num_workers=self.num_workers)))
+            f = torch.from_numpy(np.array(self._raw_features(data, cache)))
         return self._transform_features(f.clone())
+
+    def _raw_features(self, data: ImageDataset, cache: bool) -> np.ndarray:
+        return extract_features(self.backbone_, data, cache=cache, progress=False, num_workers=self.num_workers)
 
     def predict_proba(self, data, support=None) -> np.ndarray:
         """Probabilities (N, n_classes): over the support's classes (``np.unique(labels)`` order) when
@@ -211,6 +213,11 @@ class _FrozenBaseline(_Episodic, FrozenFeatureStrategy):
 
     data_roles = ("train",)
     untrained_hint = ", or train it on the base classes first: backbone=train_on_base(base, backbone=..., epochs=...)"
+
+    def _raw_features(self, data: ImageDataset, cache: bool) -> np.ndarray:
+        """With the frozen-feature parameters (batch size, cache, device), as in ``fit``."""
+        return extract_features(self.backbone_, data, batch_size=self.batch_size, cache=self.cache if cache else False,
+                                device=self.device, num_workers=self.num_workers, progress=False)
 
     def fit_features(self, X: np.ndarray, y: np.ndarray, train: ImageDataset, **roles) -> None:
         raw = torch.from_numpy(np.array(X, dtype=np.float32))

@@ -27,16 +27,13 @@ Example:
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
 from ...data import ImageDataset
 from ...engine import extract_features
 from ...errors import DataError, check_choice
-from ...utils import count_parameters, seed_everything
-from ..base import NeuralStrategy, warn_if_untrained
+from ..base import NeuralStrategy
 from ..frozen import FrozenFeatureStrategy, backbone_state, backbone_tensors, restore_backbone
 from .semantics import embed_descriptions, resolve_semantics
 
@@ -203,31 +200,17 @@ class FrozenZeroShot(_SemanticFeatures, FrozenFeatureStrategy):
 
 
 class _FeatureZeroShot(_SemanticFeatures, NeuralStrategy):
-    """Zero-shot on a frozen backbone with a map trained through the Trainer (BilinearZSL): the training knobs of
-    ``NeuralStrategy`` apply to that map."""
+    """Zero-shot on a frozen backbone with a map trained through the Trainer (BilinearZSL): ``FrozenZeroShot``'s one
+    frozen-feature ``fit``, and ``NeuralStrategy``'s Trainer and training knobs for the map."""
+
+    untrained_hint = ""
+    fit = FrozenFeatureStrategy.fit
+    setup = FrozenZeroShot.setup
+    fit_features = FrozenZeroShot.fit_features
 
     def extract(self, data) -> np.ndarray:
         return np.asarray(extract_features(self.backbone_, self.prepare(data), progress=False,
                                            num_workers=self.num_workers))
-
-    def fit(self, train: ImageDataset, semantics=None, **roles):
-        """Learn from the seen classes of ``train``; ``semantics`` covers seen and unseen classes. Returns self."""
-        self._validate_params()
-        train = self._check_train(train)
-        sem = resolve_semantics(semantics, train, type(self).__name__)
-        self._setup_classes(train, sem, type(self).__name__)
-        seed_everything(self.seed)
-        t0 = time.perf_counter()
-        self.backbone_ = self.make_backbone().eval()
-        warn_if_untrained(self.backbone_, type(self).__name__)
-        self.signatures_ = self.class_embeddings(sem)
-        X = self.features(train)
-        y = np.array([self.classes_.index(train.classes[l]) for l in train.labels])
-        self.history_ = []
-        self._fit_features(X, y)
-        self.fit_time_ = time.perf_counter() - t0
-        self.n_params_ = count_parameters(self.backbone_)
-        return self
 
 
 def calibration_from_seen(model, seen_train: ImageDataset, n: int = 300, seed: int = 0) -> float:

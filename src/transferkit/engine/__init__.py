@@ -2,6 +2,7 @@
 from .allocator import allocator_name, keep_freed_memory
 from .callbacks import Callback, EarlyStopping, LambdaCallback
 from .features import extract_features, feature_cache_key
+from .inference import evaluating, infer
 from .loaders import EpochSampler, PairedLoader, batch_to, make_loader
 from .metrics import classification_metrics, expected_calibration_error, mean_confidence_interval, proxy_a_distance
 from .optim import build_optimizer
@@ -13,7 +14,8 @@ keep_freed_memory()  # glibc keeps a training step's freed activations instead o
 
 __all__ = [
     "allocator_name", "keep_freed_memory",
-    "Callback", "EarlyStopping", "LambdaCallback", "extract_features", "feature_cache_key", "EpochSampler",
+    "Callback", "EarlyStopping", "LambdaCallback", "extract_features", "feature_cache_key", "evaluating", "infer",
+    "EpochSampler",
     "PairedLoader", "batch_to", "make_loader", "classification_metrics", "expected_calibration_error",
     "mean_confidence_interval", "proxy_a_distance", "build_optimizer", "make_result", "read_results", "write_result",
     "lr_multiplier", "make_scheduler", "Trainer", "TrainingInterrupted", "get_fabric", "resolve_precision",

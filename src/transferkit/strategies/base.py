@@ -6,8 +6,14 @@ Each strategy declares the data roles it needs in ``data_roles`` (e.g. ``("train
 
 :class:`NeuralStrategy` is the base of every strategy that trains a network: it owns the shared
 training parameters, builds the backbone, transforms and loaders, and hands itself to the one
-:class:`~transferkit.engine.Trainer` as the task. A subclass supplies ``build_model`` and
-``training_step`` (and, when needed, ``param_groups``, ``train_loader``, callback hooks).
+:class:`~transferkit.engine.Trainer` as the task. Its ``fit`` is the one lifecycle of them all:
+
+    validate -> the labelled images (``_check_train``) -> ``check_roles`` (the other data roles) -> val split
+    -> augmentation -> seed -> ``set_classes`` -> backbone -> ``build_model`` -> ``setup(**roles)``
+    -> the Trainer (``train_loader``, ``val_loader``, ``training_step``, callback hooks) -> ``after_fit``
+
+A subclass supplies ``build_model`` and ``training_step`` and, when needed, the other hooks; it does not
+write its own ``fit``. ``infer`` is the one inference loop and ``_restore_backbone`` the one restore.
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ from torch import nn
 
 from ..backbones import Backbone, create_backbone
 from ..data import ImageDataset, ImageTransform, resolve_augment
-from ..engine import EarlyStopping, Trainer, build_optimizer, classification_metrics, make_loader, make_result
+from ..engine import (EarlyStopping, Trainer, build_optimizer, classification_metrics, infer,
+                      make_loader, make_result)
 from ..errors import DataError, TransferkitError, check_range
 from ..utils import atomic_path, count_parameters, read_json, seed_everything, write_json
 
@@ -54,6 +61,14 @@ def warn_if_untrained(backbone, owner: str, hint: str = "") -> None:
                       f"weights, and {owner} does not train it), so its frozen features carry little information. "
                       f"Give a pre-trained backbone (a timm: or torchvision: model with weights, or "
                       f"file:OUT/backbone.safetensors from `transferkit pretrain`){hint}.", stacklevel=3)
+
+def rebuild_backbone(state: dict, **kwargs) -> Backbone:
+    """A saved model's backbone: its architecture ``state['arch']`` without hub weights (the saved tensors hold
+    them), with the saved preprocessing ``state['data_config']``; ``kwargs`` go to ``create_backbone``."""
+    backbone = create_backbone(state["arch"], pretrained=False, **kwargs)
+    backbone.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+    return backbone
+
 
 class MissingRoleError(TransferkitError):
     """A strategy's ``fit`` needs data roles that were not given; ``missing`` lists them."""
@@ -359,10 +374,15 @@ class NeuralStrategy(Strategy):
         check_range(owner, "label_smoothing", self.label_smoothing, 0, 1)
         check_range(owner, "val_fraction", self.val_fraction, 0, 0.9)
 
+    def backbone_kwargs(self) -> dict:
+        """Extra keyword arguments of ``create_backbone``, for training and for ``load`` alike."""
+        return {}
+
     def make_backbone(self) -> Backbone:
         if isinstance(self.backbone, Backbone):
             return self.backbone
-        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size)
+        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size,
+                               **self.backbone_kwargs())
 
     def build_model(self, backbone: Backbone, num_classes: int) -> nn.Module:
         """The network this strategy trains; default: backbone + linear head."""
@@ -429,6 +449,10 @@ class NeuralStrategy(Strategy):
         """The training loader; strategies with paired or episodic data override this."""
         return self.loader(train, train=True)
 
+    def val_loader(self, val: ImageDataset):
+        """The validation loader (what ``validate`` reads); strategies with other targets override this."""
+        return self.loader(val, train=False)
+
     def make_trainer(self, callbacks=()) -> Trainer:
         cbs = list(callbacks)
         if self.early_stopping:
@@ -476,11 +500,12 @@ class NeuralStrategy(Strategy):
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
         """Train on labelled ``train`` (and the other declared roles); returns self."""
         self._validate_params()
-        train = self._check_train(train)
+        labelled = train = self._check_train(train)
+        roles = self.check_roles(train, **roles)
         train, val = self._split_val(train, val)
         self.augment_ = resolve_augment(self.augment, train)
         seed_everything(self.seed)
-        self.classes_ = list(train.classes)
+        self.set_classes(train)
         self.backbone_ = self.make_backbone()
         self.model_ = self.build_model(self.backbone_, len(self.classes_))
         self.micro_batch_size_ = self._micro_batch()  # before setup freezes anything: the probe needs every gradient
@@ -488,29 +513,48 @@ class NeuralStrategy(Strategy):
         t0 = time.perf_counter()
         trainer = self.make_trainer(self.callbacks())
         self.history_ = trainer.fit(self, self.train_loader(train, **roles),
-                                    self.loader(val, train=False) if val is not None else None)
+                                    self.val_loader(val) if val is not None else None)
         self.fit_time_ = time.perf_counter() - t0
         self.model_.eval()
         self.n_params_ = count_parameters(self.model_)
         self.n_trainable_params_ = getattr(self, "n_trainable_params_", None) or count_parameters(self.model_, trainable_only=True)
+        self.after_fit(labelled, **roles)
         return self
+
+    def check_roles(self, train: ImageDataset, **roles) -> dict:
+        """Hook on the data roles besides ``train`` (a target domain, a teacher...) before anything is built:
+        check them against ``train`` and return them as ``setup`` and ``train_loader`` will get them."""
+        return roles
+
+    def set_classes(self, train: ImageDataset) -> None:
+        """Hook: what the model predicts, learned from the training split: ``classes_`` (and, for multi-task
+        learning, the tasks)."""
+        self.classes_ = list(train.classes)
 
     def setup(self, train: ImageDataset, **roles) -> None:
         """Hook before training (freeze layers, build critics, cache teacher outputs...)."""
 
+    def after_fit(self, train: ImageDataset, **roles) -> None:
+        """Hook after training, the model in eval mode (summaries of the fitted model, diagnostics...); ``train``
+        is every labelled training image, before the validation split."""
+
     def callbacks(self) -> list:
         return []
 
-    @torch.inference_mode()
+    def infer(self, data, fn=None, *, batch_size: int = 256) -> torch.Tensor:
+        """``fn(x)`` (default: :meth:`logits`) of every image of ``data``, an ImageDataset (batches of at most
+        ``batch_size``, lowered to the inference memory budget) or a [0, 1] tensor batch (B, C, H, W), as float32
+        on the CPU; the model in eval mode under ``inference_mode`` meanwhile (``engine.infer``)."""
+        device = next(self.model_.parameters()).device
+        batches = [(data, None)] if isinstance(data, torch.Tensor) else self.loader(data, train=False,
+                                                                                   batch_size=batch_size)
+        return infer(batches, fn or self.logits, device=device, modules=(self.module,))
+
     def predict_proba(self, data) -> np.ndarray:
         """Class probabilities (N, n_classes) for an ImageDataset or a [0, 1] tensor batch (B, C, H, W)."""
         self.check_fitted()
-        model = self.model_.eval()
-        device = next(model.parameters()).device
-        if isinstance(data, torch.Tensor):
-            return torch.softmax(self.logits(data.to(device)).float(), 1).cpu().numpy()
-        outs = [torch.softmax(self.logits(x.to(device)).float(), 1).cpu() for x, _ in self.loader(data, train=False, batch_size=256)]
-        return torch.cat(outs).numpy() if outs else np.zeros((0, len(self.classes_)), np.float32)
+        logits = self.infer(data)
+        return torch.softmax(logits, 1).numpy() if len(logits) else np.zeros((0, len(self.classes_)), np.float32)
 
     # -- persistence -------------------------------------------------------------------------------------
     def _extra_state(self) -> dict:
@@ -520,9 +564,11 @@ class NeuralStrategy(Strategy):
     def _tensor_state(self) -> dict:
         return self.model_.state_dict()
 
+    def _restore_backbone(self, state: dict) -> Backbone:
+        return rebuild_backbone(state, **self.backbone_kwargs())
+
     def _restore(self, state: dict, tensors: dict) -> None:
-        self.backbone_ = create_backbone(state["arch"], pretrained=False)
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+        self.backbone_ = self._restore_backbone(state)
         self.model_ = self.build_model(self.backbone_, len(self.classes_))
         self.model_.load_state_dict(tensors)
         self.model_.eval()

@@ -24,7 +24,7 @@ from ..data import ImageDataset
 from ..engine import extract_features
 from ..errors import check_range
 from ..utils import count_parameters, seed_everything
-from .base import Strategy, warn_if_untrained
+from .base import Strategy, rebuild_backbone, warn_if_untrained
 
 
 class FrozenFeatureStrategy(Strategy):
@@ -123,8 +123,7 @@ def backbone_tensors(backbone: Backbone) -> dict:
 
 def restore_backbone(state: dict, tensors: dict) -> Backbone:
     """The frozen backbone saved by :func:`backbone_state` and :func:`backbone_tensors`, in eval mode."""
-    backbone = create_backbone(state["arch"], pretrained=False)
-    backbone.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+    backbone = rebuild_backbone(state)
     weights = {k[len("backbone."):]: v for k, v in tensors.items() if k.startswith("backbone.")}
     if weights:  # the network's own keys; zero-shot models saved before this base kept the wrapper's 'model.'
         wrapped = all(k.startswith("model.") for k in weights)

@@ -23,43 +23,22 @@ Options from the literature:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ...errors import TransferkitError, check_choice, check_range
-from ..base import Classifier, NeuralStrategy
+from ...errors import check_choice, check_range
+from ..base import NeuralStrategy
 from ..registry import register_strategy
+from .layers import BN_POLICIES, ReuseClassifier, backbone_groups, explicit_multipliers, norm_layers
 
-BN_POLICIES = ("auto", "train", "eval", "frozen")
 # The recipe on pre-trained weights (module docstring); from a random initialisation: lp 0, mult 1, 'eval'.
 PRETRAINED_BACKBONE_LR_MULT = 0.1
 PRETRAINED_BN_POLICY = "frozen"
 # The behaviour before issue 23's recipe: every layer at the rates given from the first step, BatchNorm training.
 # Pre-training from scratch uses it, and so do the benchmarks whose recorded figures were measured with it.
 PLAIN_RECIPE = {"lp_epochs": 0, "backbone_lr_mult": 1.0, "bn_policy": "eval"}
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm's BatchNormAct2d included
-
-
-class ReuseClassifier(Classifier):
-    """Backbone + linear head whose ``train()`` keeps chosen BatchNorm layers in eval mode.
-
-    The trainer calls ``module.train()`` at every epoch start (after the callbacks' ``on_epoch_start``), so
-    the BatchNorm policy lives here: the layers in ``eval_norms`` keep using (and never update) their
-    running statistics while the rest of the network trains.
-    """
-
-    def __init__(self, backbone, num_classes: int, dropout: float = 0.0):
-        super().__init__(backbone, num_classes, dropout)
-        self.eval_norms: list[nn.Module] = []  # a plain list: not registered as submodules
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode:
-            for m in self.eval_norms:
-                m.eval()
-        return self
 
 
 @register_strategy
@@ -142,46 +121,18 @@ class FineTune(NeuralStrategy):
         return ReuseClassifier(backbone, num_classes)
 
     def backbone_groups(self) -> list[tuple[str, list[nn.Parameter]]]:
-        """(name, parameters) per backbone layer group, stem -> top; parameters no group claims join the top."""
-        bb = self.model_.backbone
-        groups = [(n, list(ps)) for n, ps in zip(bb.group_names, bb.layer_groups())]
-        groups = [(n, ps) for n, ps in groups if ps]
-        claimed = {id(p) for _, ps in groups for p in ps}
-        rest = [p for p in bb.parameters() if id(p) not in claimed]
-        if not groups:
-            return [("backbone", rest)]
-        if rest:
-            groups[-1] = (groups[-1][0], groups[-1][1] + rest)
-        return groups
+        """(name, parameters) per backbone layer group, stem -> top (:func:`layers.backbone_groups`)."""
+        return backbone_groups(self.model_.backbone)
 
     def group_multipliers(self, names: Sequence[str]) -> list[float]:
-        """Learning-rate multiplier per backbone group (stem -> top)."""
-        owner, n, m = type(self).__name__, len(names), self.group_lr_mults
+        """Learning-rate multiplier per backbone group (stem -> top): the body's multiplier times ``lr_decay``'s
+        powers, or times ``group_lr_mults`` (:func:`layers.explicit_multipliers`)."""
         if not hasattr(self, "backbone_lr_mult_"):
             self.resolve_recipe()
-        body = self.backbone_lr_mult_
-        if m is None:
+        body, n = self.backbone_lr_mult_, len(names)
+        if self.group_lr_mults is None:
             return [body * float(self.lr_decay) ** (n - i) for i in range(n)]
-        if isinstance(m, str):  # from the command line: "0.1,0.3,1"
-            try:
-                m = [float(v) for v in m.split(",")]
-            except ValueError:
-                raise TransferkitError(f"The 'group_lr_mults' parameter of {owner} must be numbers separated by "
-                                       f"commas; got {self.group_lr_mults!r}.") from None
-        if isinstance(m, Mapping):
-            unknown = sorted(set(m) - set(names))
-            if unknown:
-                raise TransferkitError(f"The 'group_lr_mults' parameter of {owner} names unknown groups {unknown}; "
-                                       f"the backbone's groups are {list(names)}.")
-            mults = [float(m.get(name, 1.0)) for name in names]
-        else:
-            mults = [float(v) for v in m]
-            if len(mults) != n:
-                raise TransferkitError(f"The 'group_lr_mults' parameter of {owner} needs one multiplier per backbone "
-                                       f"group ({n}: {list(names)}); got {len(mults)}.")
-        if any(v < 0 for v in mults):
-            raise TransferkitError(f"The 'group_lr_mults' parameter of {owner} must be >= 0; got {mults}.")
-        return [body * v for v in mults]
+        return [body * v for v in explicit_multipliers(self.group_lr_mults, names, type(self).__name__)]
 
     def param_groups(self) -> list[dict]:
         """One optimizer group per backbone layer group (``lr * multiplier``), then the head (and any extra modules)."""
@@ -220,7 +171,7 @@ class FineTune(NeuralStrategy):
     def setup(self, train, **roles) -> None:
         self.resolve_recipe()
         self._groups = self.backbone_groups()
-        self._norm_group = self._map_norms()
+        self._norm_group = norm_layers(self.model_.backbone, self._groups)
         if self.bn_policy_ == "frozen":
             for m, _ in self._norm_group:
                 for p in m.parameters(recurse=False):
@@ -229,16 +180,6 @@ class FineTune(NeuralStrategy):
         if self.l2sp_alpha > 0:
             self._l2sp_ref = [(p, p.detach().clone()) for p in self.model_.backbone.parameters()]
         self._apply_trainable(0)
-
-    def _map_norms(self) -> list[tuple[nn.Module, int]]:
-        """(BatchNorm module, index of its group) for every BatchNorm layer of the backbone."""
-        where = {id(p): i for i, (_, ps) in enumerate(self._groups) for p in ps}
-        out = []
-        for m in self.model_.backbone.modules():
-            if isinstance(m, _NORMS):
-                p = next(m.parameters(recurse=False), None)
-                out.append((m, where.get(id(p), len(self._groups) - 1) if p is not None else len(self._groups) - 1))
-        return out
 
     def _apply_trainable(self, epoch: int) -> list[str]:
         active = set(self.trainable_group_indices(epoch, len(self._groups)))

@@ -10,7 +10,7 @@ import re
 
 from torch import nn
 
-from ...backbones import Backbone, create_backbone
+from ...backbones import Backbone
 from ...errors import TransferkitError, check_range
 from ..base import Classifier, NeuralStrategy
 from ..registry import register_strategy
@@ -76,11 +76,8 @@ class LoRA(NeuralStrategy):
         check_range(owner, "lora_alpha", self.lora_alpha, 0, low_open=True)
         check_range(owner, "lora_dropout", self.lora_dropout, 0, 1)
 
-    def make_backbone(self) -> Backbone:
-        if isinstance(self.backbone, Backbone):
-            return self.backbone
-        return create_backbone(self.backbone, pretrained=self.pretrained, input_size=self.input_size,
-                               **(self.model_kwargs or {}))
+    def backbone_kwargs(self) -> dict:
+        return dict(self.model_kwargs or {})
 
     def _targets(self, model: nn.Module):
         t = self.target_modules
@@ -114,15 +111,5 @@ class LoRA(NeuralStrategy):
         trainable = [p for p in self.module.parameters() if p.requires_grad]
         return [{"params": trainable, "lr": self.lr, "name": "lora+head"}]
 
-    def fit(self, train, val=None, **roles):
-        super().fit(train, val, **roles)
+    def after_fit(self, train, **roles) -> None:
         self.trainable_fraction_ = self.n_trainable_params_ / max(1, self.n_params_)
-        return self
-
-    def _restore(self, state: dict, tensors: dict) -> None:
-        self.backbone_ = create_backbone(state["arch"], pretrained=False, **(self.model_kwargs or {}))
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
-        self.model_ = self.build_model(self.backbone_, len(self.classes_))
-        self.model_.load_state_dict(tensors)
-        self.model_.eval()
-        self.history_ = state.get("history", [])

@@ -14,12 +14,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ...data import ImageDataset, ImageTransform, resolve_augment
+from ...data import ImageDataset, ImageTransform
 from ...data.targets import WithTargets
 from ...engine import make_loader
 from ...engine.profiling import measure_latency, size_on_disk
 from ...errors import DataError, TransferkitError, check_range
-from ...utils import count_parameters, seed_everything
+from ...utils import count_parameters
 from ..base import NeuralStrategy, Strategy
 from ..registry import register_strategy
 
@@ -159,44 +159,43 @@ class Distill(NeuralStrategy):
         check_range("Distill", "alpha", self.alpha, 0, 1)
         check_range("Distill", "feature_weight", self.feature_weight, 0)
 
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, teacher=None, **roles):
-        """Train the student on ``train`` with ``teacher`` (this argument or the ``teacher`` parameter)."""
-        self._validate_params()
+    def check_roles(self, train: ImageDataset, teacher=None, **roles) -> dict:
+        """The teacher (this role or the ``teacher`` parameter), loaded and checked against the classes."""
         teacher = teacher if teacher is not None else self.teacher
         if teacher is None:
             raise TransferkitError("Distill needs a teacher: pass teacher=<fitted strategy | saved directory | nn.Module>.")
-        train = self._check_train(train)
         self.teacher_ = _Teacher(teacher)
         if self.teacher_.classes is not None and self.teacher_.classes != list(train.classes):
             a, b = set(self.teacher_.classes), set(train.classes)
             raise DataError(f"The teacher was trained on classes {self.teacher_.classes} but the training data has "
                             f"{list(train.classes)} (only in the teacher: {sorted(a - b)}, only in the data: "
                             f"{sorted(b - a)}); distillation needs the same classes in the same order.")
-        train, val = self._split_val(train, val)
-        self.augment_ = resolve_augment(self.augment, train)
-        seed_everything(self.seed)
-        self.classes_ = list(train.classes)
-        self.backbone_ = self.make_backbone()
+        return roles
+
+    def build_model(self, backbone, num_classes):
+        """The student; with feature matching, the FitNets regressor to the teacher's channels (not saved)."""
         t_channels = None
-        if self.feature_weight > 0:
-            x = torch.zeros(1, *self.backbone_.data_config["input_size"])
-            t_channels = self.teacher_.features(x).shape[1]
-        self.model_ = StudentNet(self.backbone_, len(self.classes_), t_channels)
+        if self.feature_weight > 0 and getattr(self, "teacher_", None) is not None:
+            t_channels = self.teacher_.features(torch.zeros(1, *backbone.data_config["input_size"])).shape[1]
+        return StudentNet(backbone, num_classes, t_channels)
+
+    def setup(self, train: ImageDataset, **roles) -> None:
         with torch.no_grad():
             k = self.teacher_.logits(torch.zeros(1, *self.backbone_.data_config["input_size"])).shape[1]
         if k != len(self.classes_):
             raise DataError(f"The teacher outputs {k} logits but the training data has {len(self.classes_)} classes.")
         self.cached_teacher_ = bool(self.cache_teacher and self.augment_ == "none" and self.feature_weight == 0)
+
+    def train_loader(self, train: ImageDataset, **roles):
+        """Images and labels, with the teacher's logits cached beside them when nothing in the input is random."""
         t0 = time.perf_counter()
         loader = self._cached_loader(train) if self.cached_teacher_ else self.loader(train, train=True)
         self.teacher_cache_s_ = time.perf_counter() - t0
-        trainer = self.make_trainer(self.callbacks())
-        self.history_ = trainer.fit(self, loader, self.loader(val, train=False) if val is not None else None)
-        self.fit_time_ = time.perf_counter() - t0
-        self.model_.eval()
+        return loader
+
+    def after_fit(self, train: ImageDataset, **roles) -> None:
         self.n_params_ = count_parameters(self.model_.backbone) + count_parameters(self.model_.head)
         self.n_trainable_params_ = self.n_params_
-        return self
 
     @torch.inference_mode()
     def _cached_loader(self, train: ImageDataset):
@@ -234,9 +233,6 @@ class Distill(NeuralStrategy):
             loss = loss + self.feature_weight * hint
             out["hint"] = hint.detach()
         return {"loss": loss, **out}
-
-    def build_model(self, backbone, num_classes):
-        return StudentNet(backbone, num_classes)
 
     def _tensor_state(self) -> dict:
         """The student only (the FitNets regressor is a training aid)."""

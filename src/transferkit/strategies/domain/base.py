@@ -66,7 +66,7 @@ class DomainAdaptation(NeuralStrategy):
         selection_samples: target images scored by the validators each epoch.
         diagnostics: compute the proxy A-distance before and after adaptation (``shift_``).
 
-    ``fit(train, target, val=None, target_test=None)``: ``target`` is unlabelled (labels are hidden if present);
+    ``fit(train, val=None, target=..., target_test=None)``: ``target`` is unlabelled (labels are hidden if present);
     ``target_test`` (labelled) is used only for the per-epoch ``oracle_target_accuracy`` log.
     """
 
@@ -112,9 +112,10 @@ class DomainAdaptation(NeuralStrategy):
                 {"params": rest, "lr": self.lr, "name": "new"}]
 
     # -- fit -----------------------------------------------------------------------------------------------
-    def fit(self, train: ImageDataset, target: ImageDataset | None = None, val: ImageDataset | None = None,
-            target_test: ImageDataset | None = None):
-        """Adapt from labelled ``train`` (source) to unlabelled ``target``; returns self."""
+    def check_roles(self, train: ImageDataset, target: ImageDataset | None = None,
+                    target_test: ImageDataset | None = None, **roles) -> dict:
+        """The unlabelled ``target`` (labels hidden, classes aligned with the source) and the optional labelled
+        ``target_test``, kept for the per-epoch oracle log only; the target images the validators score."""
         owner = type(self).__name__
         if target is None:
             raise TransferkitError(f"{owner} needs the 'target' role: unlabelled images of the target domain, "
@@ -126,10 +127,7 @@ class DomainAdaptation(NeuralStrategy):
         rng = np.random.default_rng(self.seed)
         self._score_idx = np.sort(rng.choice(len(target), min(len(target), self.selection_samples), replace=False))
         self._target = target
-        super().fit(train, val=val, target=target)
-        if self.diagnostics:
-            self.shift_["proxy_a_distance_after"] = self._pad(self._check_train(train), target)
-        return self
+        return {**roles, "target": target}
 
     def setup(self, train: ImageDataset, target: ImageDataset = None, **roles) -> None:
         critic = self.build_critic(len(self.classes_))
@@ -173,40 +171,26 @@ class DomainAdaptation(NeuralStrategy):
 
     # -- validators, oracle --------------------------------------------------------------------------------
     def on_epoch_end(self, trainer, epoch, logs):
-        was = self.module.training
-        self.module.eval()
-        try:
-            proba = self._proba(self._target.subset(self._score_idx))
-            logs.update({"target_im": im_score(proba), "target_snd": snd_score(proba),
-                         "target_entropy": entropy_score(proba)})
-            if self._target_test is not None:
-                p = self._proba(self._target_test)
-                logs["oracle_target_accuracy"] = float((p.argmax(1) == self._target_test.labels).mean())
-        finally:
-            self.module.train(was)
+        proba = self._proba(self._target.subset(self._score_idx))
+        logs.update({"target_im": im_score(proba), "target_snd": snd_score(proba),
+                     "target_entropy": entropy_score(proba)})
+        if self._target_test is not None:
+            p = self._proba(self._target_test)
+            logs["oracle_target_accuracy"] = float((p.argmax(1) == self._target_test.labels).mean())
 
-    @torch.inference_mode()
+    def after_fit(self, train: ImageDataset, target: ImageDataset = None, **roles) -> None:
+        if self.diagnostics:
+            self.shift_["proxy_a_distance_after"] = self._pad(train, target)
+
     def _proba(self, data) -> np.ndarray:
-        device = next(self.model_.parameters()).device
-        outs = [torch.softmax(self.model_(x.to(device)).float(), 1).cpu() for x, _ in
-                self.loader(data, train=False, batch_size=256)]
-        return torch.cat(outs).numpy()
+        return torch.softmax(self.infer(data), 1).numpy()
 
-    @torch.inference_mode()
     def embed(self, data: ImageDataset, max_samples: int | None = None) -> np.ndarray:
         """Adapted embeddings ``model.features(x)`` (N, D) of ``data`` (a seeded subsample with ``max_samples``)."""
         if max_samples is not None and len(data) > max_samples:
             idx = np.sort(np.random.default_rng(self.seed).choice(len(data), max_samples, replace=False))
             data = data.subset(idx)
-        was = self.model_.training
-        self.model_.eval()
-        device = next(self.model_.parameters()).device
-        try:
-            outs = [self.model_.features(x.to(device)).float().cpu() for x, _ in
-                    self.loader(data, train=False, batch_size=256)]
-        finally:
-            self.model_.train(was)
-        return torch.cat(outs).numpy()
+        return self.infer(data, self.model_.features).numpy()
 
     def _pad(self, source, target) -> float:
         return proxy_a_distance(self.embed(source, 1000), self.embed(target, 1000), seed=self.seed)

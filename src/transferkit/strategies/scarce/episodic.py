@@ -37,7 +37,7 @@ from torch import nn
 from ...backbones import Backbone
 from ...data import ImageDataset
 from ...data.episodes import as_images, sample_episodes, support_set
-from ...engine import extract_features, mean_confidence_interval
+from ...engine import extract_features, infer, mean_confidence_interval
 from ...errors import TransferkitError
 from ..base import NeuralStrategy
 from ..frozen import FrozenFeatureStrategy
@@ -131,12 +131,8 @@ class _Episodic:
         data = self.prepare(as_images(images, type(self).__name__))
         net = self.embedder
         if isinstance(data, torch.Tensor):
-            was = net.training
-            net.eval()
-            with torch.inference_mode():
-                device = next(net.parameters()).device
-                f = torch.cat([net(x.to(device)).float().cpu() for x in data.split(256)]) if len(data) else torch.zeros(0, 1)
-            net.train(was)
+            batches = [(x, None) for x in data.split(256)]
+            f = infer(batches, net, device=next(net.parameters()).device, modules=(net,)) if len(data) else torch.zeros(0, 1)
         else:
             f = torch.from_numpy(np.array(self._raw_features(data, cache)))
         return self._transform_features(f.clone())

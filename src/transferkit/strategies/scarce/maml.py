@@ -178,8 +178,5 @@ class MAML(_FewShot):
             accs.append(float((pred.numpy() == ep["query_labels"][i]).mean()))
         return {"val_accuracy": float(np.mean(accs))}
 
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
-        """Meta-train the initialisation on episodes of ``train`` (base classes); returns self."""
-        super().fit(train, val, **roles)
+    def after_fit(self, train: ImageDataset, **roles) -> None:
         self.base_features_, self.base_labels_ = torch.zeros(0), torch.zeros(0, dtype=torch.long)
-        return self

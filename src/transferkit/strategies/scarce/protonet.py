@@ -93,8 +93,5 @@ class ProtoNet(_FewShot):
     def _scores(self, s, sy, q, n_way):
         return prototype_logits(q, prototypes(s, sy, n_way), self.metric, self.temperature)
 
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
-        """Meta-train on the base classes of ``train`` (episodes through the one Trainer); returns self."""
-        super().fit(train, val, **roles)
-        self._set_base(self._check_train(train))
-        return self
+    def after_fit(self, train: ImageDataset, **roles) -> None:
+        self._set_base(train)

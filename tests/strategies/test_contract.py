@@ -35,10 +35,6 @@ NEEDS_SUPPORT = {"maml"}
 DEBT = {
     ("bilinear-zsl", "augment"): "issue 27 stage F: BilinearZSL trains a map on frozen embeddings through the "
                                  "Trainer and ignores augment; a head-only fit needs a narrower set of knobs",
-    ("multitask", "augment"): "issue 27 stage F: MultiTask re-types the fit preamble and skips augment='auto'",
-    ("sequential-finetune", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
-    ("ewc", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
-    ("progressive", "augment"): "issue 27 stage F: the continual strategies re-type the fit preamble",
 }
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, seed=0, progress=False)
 

@@ -9,8 +9,6 @@ ICML 2018; Maninis et al. 2019 / Vandenhende et al. 2021 for the multi-task gain
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -19,9 +17,8 @@ from torch.nn import functional as F
 
 from ...data import ImageDataset
 from ...data.targets import WithTargets
-from ...engine import classification_metrics, make_loader
+from ...engine import classification_metrics, infer, make_loader
 from ...errors import DataError, TransferkitError, check_choice, check_range
-from ...utils import count_parameters, seed_everything
 from ..base import NeuralStrategy
 from ..registry import register_strategy
 
@@ -310,33 +307,36 @@ class MultiTask(NeuralStrategy):
         out["val_accuracy"] = main["accuracy"] if main else float("nan")
         return out
 
-    # -- fit -------------------------------------------------------------------------------------------
-    def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
-        """Train every task together on ``train`` (optional ``val`` for validation metrics); returns self."""
-        self._validate_params()
+    # -- the lifecycle's hooks -----------------------------------------------------------------------------
+    def _validate_params(self):
+        super()._validate_params()
         check_choice("MultiTask", "weighting", self.weighting, WEIGHTINGS)
         check_range("MultiTask", "gradnorm_alpha", self.gradnorm_alpha, 0)
+
+    def _check_train(self, train: ImageDataset) -> ImageDataset:
+        """Every image, labelled or not in the main column: each task's loss is masked to its own labelled rows."""
         if not isinstance(train, ImageDataset):
             raise TransferkitError(f"MultiTask.fit expects an ImageDataset as 'train'; got {type(train).__name__}.")
-        train, val = self._split_val(train, val)
-        seed_everything(self.seed)
+        self._record_data(train)
+        return train
+
+    def set_classes(self, train: ImageDataset) -> None:
         self.tasks_ = self._resolve_tasks(train)
         self.classes_ = list(train.classes)
-        self.backbone_ = self.make_backbone()
-        self.model_ = self.build_model(self.backbone_)
+
+    def setup(self, train: ImageDataset, **roles) -> None:
         self.weighting_ = LossWeighting(len(self.tasks_), self.weighting)
         self._module = nn.ModuleDict({"net": self.model_, "weighting": self.weighting_})
         self._initial_losses = None
-        t0 = time.perf_counter()
-        trainer = self.make_trainer(self.callbacks())
-        self.history_ = trainer.fit(self, self._targets_loader(train, train=True),
-                                    self._targets_loader(val, train=False) if val is not None else None)
-        self.fit_time_ = time.perf_counter() - t0
-        self.model_.eval()
-        self.n_params_ = count_parameters(self.model_)
-        self.n_trainable_params_ = count_parameters(self.model_, trainable_only=True)
+
+    def train_loader(self, train: ImageDataset, **roles):
+        return self._targets_loader(train, train=True)
+
+    def val_loader(self, val: ImageDataset):
+        return self._targets_loader(val, train=False)
+
+    def after_fit(self, train: ImageDataset, **roles) -> None:
         self.task_weights_ = {s["name"]: float(w) for s, w in zip(self.tasks_, self.weighting_.current())}
-        return self
 
     # -- predict / evaluate ------------------------------------------------------------------------------
     def _task_index(self, name: str) -> int:
@@ -349,12 +349,21 @@ class MultiTask(NeuralStrategy):
         """Logits of the main-label task (B, n_classes)."""
         return self.model_(x)[self._task_index("label")]
 
-    @torch.inference_mode()
     def predict_tasks(self, data: ImageDataset) -> dict[str, np.ndarray]:
         """Per task: predicted class indices (N,) or regression values in the column's units (N,)."""
         self.check_fitted()
-        outs = self._raw_outputs(self.loader(data, train=False, batch_size=256))
+        outs = self._per_task(self.infer(data, self._joint_outputs))
         return {s["name"]: self._decode(s, o) for s, o in zip(self.tasks_, outs)}
+
+    def _joint_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every task's output side by side (B, sum of widths): one tensor for the one inference loop."""
+        return torch.cat([o.float() for o in self.model_(x)], 1)
+
+    def _per_task(self, joint: torch.Tensor) -> list[np.ndarray]:
+        widths = [len(s["values"]) if s["kind"] == "classification" else 1 for s in self.tasks_]
+        if not len(joint):
+            return [np.zeros((0, w), np.float32) for w in widths]
+        return [c.numpy() for c in torch.split(joint, widths, 1)]
 
     @staticmethod
     def _decode(spec, out: np.ndarray) -> np.ndarray:
@@ -362,27 +371,12 @@ class MultiTask(NeuralStrategy):
             return out.argmax(1)
         return out[:, 0] * spec["std"] + spec["mean"]
 
-    def _raw_outputs(self, loader) -> list[np.ndarray]:
-        model = self.model_.eval()
-        device = next(model.parameters()).device
-        chunks = [[] for _ in self.tasks_]
-        for batch in loader:
-            for t, o in enumerate(model(batch[0].to(device))):
-                chunks[t].append(o.float().cpu())
-        return [torch.cat(c).numpy() if c else np.zeros((0, 1), np.float32) for c in chunks]
-
-    @torch.inference_mode()
     def _evaluate_loader(self, loader) -> dict:
-        model = self.model_.eval()
-        device = next(model.parameters()).device
-        outs, tgts = [[] for _ in self.tasks_], []
-        for x, t in loader:
-            for k, o in enumerate(model(x.to(device))):
-                outs[k].append(o.float().cpu())
-            tgts.append(t.cpu())
-        targets = torch.cat(tgts).numpy() if tgts else np.zeros((0, len(self.tasks_)), np.float32)
-        return {s["name"]: self._task_metrics(s, torch.cat(o).numpy() if o else np.zeros((0, 1)), targets[:, k])
-                for k, (s, o) in enumerate(zip(self.tasks_, outs))}
+        joint, targets = infer(loader, self._joint_outputs, device=next(self.model_.parameters()).device,
+                               modules=(self.module,), targets=True)
+        targets = targets.numpy() if len(targets) else np.zeros((0, len(self.tasks_)), np.float32)
+        return {s["name"]: self._task_metrics(s, o, targets[:, k])
+                for k, (s, o) in enumerate(zip(self.tasks_, self._per_task(joint)))}
 
     @staticmethod
     def _task_metrics(spec, out: np.ndarray, target: np.ndarray) -> dict:
@@ -442,11 +436,8 @@ class MultiTask(NeuralStrategy):
         return self._module.state_dict()
 
     def _restore(self, state: dict, tensors: dict) -> None:
-        from ...backbones import create_backbone
-
         self.tasks_ = state["tasks"]
-        self.backbone_ = create_backbone(state["arch"], pretrained=False)
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+        self.backbone_ = self._restore_backbone(state)
         self.model_ = self.build_model(self.backbone_)
         self.weighting_ = LossWeighting(len(self.tasks_), self.weighting)
         self._module = nn.ModuleDict({"net": self.model_, "weighting": self.weighting_})

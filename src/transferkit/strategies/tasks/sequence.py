@@ -22,7 +22,7 @@ import torch
 from sklearn.base import clone
 from torch import nn
 
-from ...data import ImageDataset
+from ...data import ImageDataset, resolve_augment
 from ...engine import classification_metrics
 from ...errors import DataError, TransferkitError
 from ...utils import count_parameters, seed_everything
@@ -121,6 +121,8 @@ class TaskSequenceStrategy(NeuralStrategy):
         """Learn one more task (its own head, task id = its position); earlier tasks' state is kept."""
         self._validate_params()
         task = self._check_tasks([task], "task")[0]
+        self._record_data(task)
+        self.augment_ = resolve_augment(self.augment, task)
         first = not hasattr(self, "model_")
         if first:
             seed_everything(self.seed)
@@ -192,17 +194,11 @@ class TaskSequenceStrategy(NeuralStrategy):
         return self.task_logits(x, self.current_task_)
 
     # -- predict / evaluate (the task id routes inference) ------------------------------------------------
-    @torch.inference_mode()
     def predict_proba(self, data, task: int | None = None) -> np.ndarray:
         """Class probabilities (N, n_classes of ``task``) for task id ``task`` (default: the last task)."""
         k = self._task_id(task)
-        model = self.model_.eval()
-        device = next(model.parameters()).device
-        if isinstance(data, torch.Tensor):
-            return torch.softmax(self.task_logits(data.to(device), k).float(), 1).cpu().numpy()
-        outs = [torch.softmax(self.task_logits(x.to(device), k).float(), 1).cpu()
-                for x, _ in self.loader(data, train=False, batch_size=256)]
-        return torch.cat(outs).numpy() if outs else np.zeros((0, len(self.task_classes_[k])), np.float32)
+        logits = self.infer(data, lambda x: self.task_logits(x, k))
+        return torch.softmax(logits, 1).numpy() if len(logits) else np.zeros((0, len(self.task_classes_[k])), np.float32)
 
     def predict(self, data, task: int | None = None) -> np.ndarray:
         return self.predict_proba(data, task=task).argmax(1)
@@ -226,10 +222,7 @@ class TaskSequenceStrategy(NeuralStrategy):
         return {**super()._extra_state(), "task_classes": self.task_classes_}
 
     def _restore(self, state: dict, tensors: dict) -> None:
-        from ...backbones import create_backbone
-
-        self.backbone_ = create_backbone(state["arch"], pretrained=False)
-        self.backbone_.data_config.update({k: tuple(v) if isinstance(v, list) else v for k, v in state["data_config"].items()})
+        self.backbone_ = self._restore_backbone(state)
         self.task_classes_ = []
         self.model_ = self._new_model()
         for k, classes in enumerate(state["task_classes"]):

@@ -9,6 +9,9 @@ the 244 ants/bees training photos; both are evaluated on the 153 val photos.
                  6 epochs of batch 32 (as the fine-tuning defaults), every layer at AdamW 1e-4 (the defaults'
                  body rate: the strategy has no separate head rate), cosine
 
+``--epochs`` and ``--size`` change the adversarial budget and the resolution of both rows (a diagnostic run).
+Each row keeps its per-epoch training curve, the adversarial row's accuracy on its own training attack included.
+
 Threat model of the evaluation (Salman et al. 2020's ImageNet-scale L-inf radii): white-box PGD-10, L-inf,
 eps 2/255 and 4/255 in [0, 1] pixel space, step 2.5 eps / 10, one random start, on every val photo.
 
@@ -44,6 +47,8 @@ def main():
     ap.add_argument("--train-eps", type=float, default=4.0, help="training radius, in 1/255")
     ap.add_argument("--train-steps", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["finetune", "adversarial"])
+    ap.add_argument("--epochs", type=int, default=6, help="epochs of adversarial fine-tuning")
+    ap.add_argument("--size", type=int, default=None, help="input size in px (default: Lite0's 224)")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--save", default=None)
     args = ap.parse_args()
@@ -57,12 +62,12 @@ def main():
     from transferkit.strategies.domain.adversarial import robustness
 
     train, val = load_dataset("hymenoptera:train"), load_dataset("hymenoptera:val")
-    common = dict(backbone="timm:tf_efficientnet_lite0", progress=False)
+    common = dict(backbone="timm:tf_efficientnet_lite0", progress=False, input_size=args.size)
     params = {"finetune": {},
-              "adversarial": dict(eps=args.train_eps / 255, steps=args.train_steps, epochs=6, batch_size=32,
-                                  lr=1e-4)}
+              "adversarial": dict(eps=args.train_eps / 255, steps=args.train_steps, epochs=args.epochs,
+                                  batch_size=32, lr=1e-4)}
     out = {"threads": args.threads, "train": len(train), "val": len(val), "train_eps": f"{args.train_eps:g}/255",
-           "train_steps": args.train_steps,
+           "train_steps": args.train_steps, "adversarial_epochs": args.epochs, "input_px": args.size or 224,
            "threat": "white-box PGD-10, L-inf, step 2.5 eps/10, 1 random start, [0, 1] pixels", "runs": []}
     for seed in args.seeds:
         for method in args.methods:
@@ -71,7 +76,11 @@ def main():
             model = create_strategy(name, seed=seed, **common, **params[method]).fit(train)
             fit = {"fit_s": round(time.perf_counter() - t0, 1), "fit_user_s": round(cpu()[0] - u0, 1),
                    "fit_system_s": round(cpu()[1] - s0, 1)}
-            row = {"method": method, "seed": seed, **fit}
+            # per epoch: the training loss and accuracy, and for the adversarial row the accuracy on the training
+            # attack's examples (train_adv_acc): whether the network learns the adversarial task at all
+            curve = [{k: round(v, 4) for k, v in h.items() if k in ("train_loss", "train_acc", "train_adv_acc")}
+                     for h in model.history_]
+            row = {"method": method, "seed": seed, **fit, "history": curve}
             for e in EPS:
                 t1 = time.perf_counter()
                 r = robustness(model, val, threat_model(norm="linf", eps=e / 255, steps=10), batch_size=32)

@@ -31,11 +31,8 @@ EPISODES = dict(n_way=3, k_shot=2, q_queries=2)
 EVALUATE = {n: EPISODES for n in ("protonet", "maml", "simpleshot", "support-linear-probe", "support-finetune-head")}
 # Strategies whose predictions need a support set (few-shot adaptation): 2 labelled images of 3 classes.
 NEEDS_SUPPORT = {"maml"}
-# Today's failures: (strategy, check) -> the stage that fixes it.
-DEBT = {
-    ("bilinear-zsl", "augment"): "issue 27 stage F: BilinearZSL trains a map on frozen embeddings through the "
-                                 "Trainer and ignores augment; a head-only fit needs a narrower set of knobs",
-}
+# Known failures: (strategy, check) -> the issue stage that fixes it. None today; a new one goes here, not in a skip.
+DEBT: dict[tuple[str, str], str] = {}
 FAST = dict(backbone="builtin:micro-cnn", pretrained=False, seed=0, progress=False)
 
 

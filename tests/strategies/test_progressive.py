@@ -10,7 +10,7 @@ from transferkit.data import task_sequence
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
 from transferkit.strategies.tasks.ewc import EWC
-from transferkit.strategies.tasks.sequence import compare_continual, continual_metrics
+from transferkit.strategies.tasks.protocol import compare_continual, continual_metrics
 from transferkit.strategies.tasks.sequential import SequentialFineTune
 from transferkit.strategies.tasks.progressive import ProgressiveNetworks
 

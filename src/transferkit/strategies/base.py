@@ -62,6 +62,7 @@ def warn_if_untrained(backbone, owner: str, hint: str = "") -> None:
                       f"Give a pre-trained backbone (a timm: or torchvision: model with weights, or "
                       f"file:OUT/backbone.safetensors from `transferkit pretrain`){hint}.", stacklevel=3)
 
+
 def rebuild_backbone(state: dict, **kwargs) -> Backbone:
     """A saved model's backbone: its architecture ``state['arch']`` without hub weights (the saved tensors hold
     them), with the saved preprocessing ``state['data_config']``; ``kwargs`` go to ``create_backbone``."""
@@ -125,10 +126,8 @@ class Strategy(BaseEstimator):
             raise MissingRoleError(cls.name, missing)
         return {r: available[r] for r in needed}
 
-    # -- contract ------------------------------------------------------------------------------
-    def fit(self, train, **roles):
-        raise NotImplementedError
-
+    # -- contract: ``fit(train, val=None, **roles) -> self`` (NeuralStrategy's lifecycle, FrozenFeatureStrategy's,
+    # the task-sequence base's, CLIP's), then: ---------------------------------------------------------------
     def predict_proba(self, data) -> np.ndarray:
         raise NotImplementedError
 

@@ -10,6 +10,9 @@ One ``fit`` for all of them:
     -> ``features(train)`` (``extract``, or a transform of it) -> ``fit_features(X, y, train, **roles)``, y indexing
     ``classes_``
 
+A model on the features that trains by gradient steps (BilinearZSL's map) mixes in :class:`HeadTraining`: the
+Trainer and the knobs of a head, none of a backbone's or of images'.
+
 A new frozen-feature strategy implements ``fit_features`` (and ``predict_proba`` or its family's scoring) and adds
 its own parameters to ``__init__``.
 """
@@ -18,10 +21,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
+from torch import nn
 
 from ..backbones import Backbone, create_backbone
 from ..data import ImageDataset
-from ..engine import extract_features
+from ..engine import Trainer, build_optimizer, extract_features
 from ..errors import check_range
 from ..utils import count_parameters, seed_everything
 from .base import Strategy, rebuild_backbone, warn_if_untrained
@@ -109,6 +114,48 @@ class FrozenFeatureStrategy(Strategy):
     def _restore(self, state: dict, tensors: dict) -> None:
         self.backbone_ = restore_backbone(state, tensors)
         self.history_ = []
+
+
+class HeadTraining:
+    """The training knobs of a model fitted through the one Trainer on frozen, cached features (BilinearZSL's
+    compatibility map): epochs, learning rate, weight decay, optimiser, schedule, warmup, gradient clipping. Its
+    batches are feature vectors, not images, so it takes no image-level setting (augmentation, input pipeline,
+    memory format) and nothing of a backbone's training (layer rates, BatchNorm policy, checkpoints).
+
+    Mix it in before a :class:`FrozenFeatureStrategy`; ``fit_features`` builds ``model_`` and calls
+    :meth:`train_head` with a loader of (features, target) batches; the strategy supplies ``training_step``.
+    """
+
+    def __init__(self, *, epochs: int = 10, lr: float = 1e-3, weight_decay: float = 1e-4, optimizer: str = "adamw",
+                 scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.epochs, self.lr, self.weight_decay, self.optimizer = epochs, lr, weight_decay, optimizer
+        self.scheduler, self.warmup_epochs, self.grad_clip = scheduler, warmup_epochs, grad_clip
+
+    def _validate_params(self):
+        super()._validate_params()
+        owner = type(self).__name__
+        check_range(owner, "epochs", self.epochs, 1)
+        check_range(owner, "lr", self.lr, 0, low_open=True)
+
+    @property
+    def module(self) -> nn.Module:
+        """What the Trainer optimises: the head."""
+        return self.model_
+
+    def configure_optimizer(self):
+        groups = [{"params": list(self.module.parameters()), "lr": self.lr, "name": "head"}]
+        return build_optimizer(self.optimizer, groups, lr=self.lr, weight_decay=self.weight_decay)
+
+    def train_head(self, loader) -> list[dict]:
+        """Train ``model_`` on ``loader`` through the Trainer (on ``device``, else wherever Fabric chooses)."""
+        accelerator = "auto" if self.device is None else torch.device(self.device).type
+        trainer = Trainer(max_epochs=self.epochs, accelerator=accelerator, scheduler=self.scheduler,
+                          warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, seed=self.seed,
+                          progress=self.progress)
+        self.history_ = trainer.fit(self, loader)
+        self.model_.eval()
+        return self.history_
 
 
 def backbone_state(backbone: Backbone) -> dict:

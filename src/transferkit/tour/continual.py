@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..data import task_sequence
 from ..engine.verdict import decide
 from ..strategies import create_strategy
-from ..strategies.tasks.sequence import compare_continual
+from ..strategies.tasks.protocol import compare_continual
 from .situation import Outcome, Situation, register_situation
 
 

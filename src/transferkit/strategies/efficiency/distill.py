@@ -17,7 +17,6 @@ from torch.nn import functional as F
 from ...data import ImageDataset, ImageTransform
 from ...data.targets import WithTargets
 from ...engine import make_loader
-from ...engine.profiling import measure_latency, size_on_disk
 from ...errors import DataError, TransferkitError, check_range
 from ...utils import count_parameters
 from ..base import NeuralStrategy, Strategy
@@ -239,41 +238,7 @@ class Distill(NeuralStrategy):
         return {k: v for k, v in self.model_.state_dict().items() if not k.startswith("regressor.")}
 
 
-def distillation_report(teacher, distilled, test: ImageDataset, *, scratch=None, batch_sizes=(1, 64), threads: int = 1) -> dict:
-    """The distillation table: accuracy, parameters, CPU latency per image (at each batch size, ``threads``
-    intra-op threads) and size on disk of the teacher, the student trained from scratch (optional) and the
-    distilled student, plus the ratios the deployment question asks about.
-    """
-    rows = {}
-    for name, m in (("teacher", teacher), ("student_scratch", scratch), ("student_distilled", distilled)):
-        if m is None:
-            continue
-        net = _logits_net(m)
-        row = {"accuracy": m.evaluate(test)["accuracy"], "params": count_parameters(net), "size_bytes": size_on_disk(net)}
-        for b in batch_sizes:
-            row[f"latency_ms_b{b}"] = measure_latency(net, m.backbone_.data_config["input_size"], b, threads=threads)
-        rows[name] = row
-    t, s = rows["teacher"], rows["student_distilled"]
-    summary = {"param_ratio": t["params"] / s["params"], "accuracy_retained": s["accuracy"] / t["accuracy"],
-               "size_ratio": t["size_bytes"] / s["size_bytes"]}
-    for b in batch_sizes:
-        summary[f"speedup_b{b}"] = t[f"latency_ms_b{b}"] / s[f"latency_ms_b{b}"]
-    if "student_scratch" in rows:
-        summary["distillation_gain"] = s["accuracy"] - rows["student_scratch"]["accuracy"]
-    return {"rows": rows, "summary": summary, "threads": threads}
+# the report lives in efficiency/report.py; the old path strategies.distill (this module) still offers it
+from .report import distillation_report  # noqa: E402
 
-
-def _logits_net(strategy) -> nn.Module:
-    m = strategy.model_
-    if isinstance(m, StudentNet):  # without the training-only regressor
-        return _Plain(m.backbone, m.head).eval()
-    return m
-
-
-class _Plain(nn.Module):
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
+__all__ = ["Distill", "StudentNet", "kd_loss", "distillation_report"]

@@ -16,22 +16,7 @@ from ...data import ImageDataset
 from ...errors import TransferkitError, check_choice, check_range
 from ..frozen import FrozenFeatureStrategy
 from ..registry import register_strategy
-
-CLASSIFIERS = ("logreg", "linear-svm", "rbf-svm", "knn", "ridge")
-
-#: Default search grids. logreg/linear-svm/ridge: log-spaced, a coarser part of the range Kornblith et al. 2019
-#: searched (1e-6..1e5 for C; on standardised features C > 100 is practically unregularised and only slows
-#: L-BFGS down); rbf-svm: Hsu, Chang & Lin's "practical guide" C range with gamma='scale'; kNN: the usual
-#: small neighbourhoods (Kornblith et al. report k in 1..30).
-DEFAULT_GRIDS = {
-    "logreg": {"C": np.logspace(-4, 2, 7).tolist()},
-    "linear-svm": {"C": np.logspace(-5, 2, 8).tolist()},
-    "rbf-svm": {"C": np.logspace(-1, 3, 5).tolist()},
-    "knn": {"n_neighbors": [1, 3, 5, 10, 20]},
-    "ridge": {"alpha": np.logspace(-2, 5, 8).tolist()},
-}
-_GRID_KEY = {"logreg": "C", "linear-svm": "C", "rbf-svm": "C", "knn": "n_neighbors", "ridge": "alpha"}
-
+from .classifiers import _GRID_KEY, CLASSIFIERS, make_estimator, search_grid
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
@@ -59,7 +44,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
             module name of ``backbone.model`` for an intermediate layer (global-average-pooled to (N, C)).
         standardize: zero-mean / unit-variance features (default True; fitted inside each CV fold).
         param_grid: values of the regularisation parameter to search (C for logreg/SVMs, alpha for ridge,
-            n_neighbors for kNN); default :data:`DEFAULT_GRIDS`. A single value skips the search.
+            n_neighbors for kNN); default ``classifiers.DEFAULT_GRIDS``. A single value skips the search.
         cv: folds of the stratified cross-validation (default 5, capped by the smallest class).
         batch_size, cache ('True', a directory or False), device, num_workers: feature extraction.
         n_jobs: parallel CV fits (default 1), seed, progress.
@@ -94,24 +79,8 @@ class FeatureExtraction(FrozenFeatureStrategy):
         if isinstance(self.layer, str) and self.layer.strip().lstrip("-").isdigit():
             self._layer = int(self.layer)  # from the command line
 
-    def _estimator(self, value=None):
-        from sklearn.linear_model import LogisticRegression, RidgeClassifier
-        from sklearn.neighbors import KNeighborsClassifier
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import StandardScaler
-        from sklearn.svm import SVC, LinearSVC
-
-        c = self.classifier
-        kw = {} if value is None else {_GRID_KEY[c]: value}
-        clf = {
-            "logreg": lambda: LogisticRegression(max_iter=1000, **kw),
-            "linear-svm": lambda: LinearSVC(max_iter=5000, random_state=self.seed, **kw),
-            "rbf-svm": lambda: SVC(kernel="rbf", gamma="scale", random_state=self.seed, **kw),
-            "knn": lambda: KNeighborsClassifier(weights="distance", **kw),
-            "ridge": lambda: RidgeClassifier(**kw),
-        }[c]()
-        steps = ([("scale", StandardScaler())] if self.standardize else []) + [("clf", clf)]
-        return Pipeline(steps)
+    def _estimator_at(self, value=None):
+        return make_estimator(self.classifier, value, standardize=self.standardize, seed=self.seed)
 
     def _without_cv(self, grid: list, key: str, folds: int, train: ImageDataset):
         """The grid value used when the smallest class is too small to cross-validate (said in a warning): kNN's
@@ -121,23 +90,6 @@ class FeatureExtraction(FrozenFeatureStrategy):
                       f"{folds} labelled image(s), too few for cross-validation; {key}={value:g} was used without "
                       f"selection. Give every class at least 2 images to choose it.", stacklevel=3)
         return value
-
-    def _grid(self, n_train_fold: int) -> list:
-        key = _GRID_KEY[self.classifier]
-        grid = self.param_grid if self.param_grid is not None else DEFAULT_GRIDS[self.classifier][key]
-        if isinstance(grid, dict):
-            grid = grid.get(key, grid.get(f"clf__{key}"))
-        if isinstance(grid, str):
-            grid = [float(v) for v in grid.split(",")]
-        if np.isscalar(grid):
-            grid = [grid]
-        grid = list(grid or [])
-        if not grid:
-            raise TransferkitError(f"The 'param_grid' parameter of {type(self).__name__} must give values of {key!r} "
-                                   f"for classifier {self.classifier!r}; got {self.param_grid!r}.")
-        if self.classifier == "knn":
-            grid = sorted({min(int(k), n_train_fold) for k in grid})
-        return grid
 
     def features(self, data: ImageDataset) -> np.ndarray:
         """Embeddings (N, D) of ``data`` from the frozen backbone at ``layer`` (cached)."""
@@ -154,10 +106,11 @@ class FeatureExtraction(FrozenFeatureStrategy):
 
         t1 = time.perf_counter()
         folds = int(min(self.cv, np.bincount(y)[np.unique(y)].min()))
-        grid = self._grid(max(1, len(y) * (folds - 1) // max(folds, 1)) if folds >= 2 else len(y))
+        grid = search_grid(self.classifier, self.param_grid,
+                           max(1, len(y) * (folds - 1) // max(folds, 1)) if folds >= 2 else len(y), type(self).__name__)
         key = _GRID_KEY[self.classifier]
         if len(grid) > 1 and folds >= 2:
-            search = GridSearchCV(self._estimator(), {f"clf__{key}": grid}, scoring="accuracy", n_jobs=self.n_jobs,
+            search = GridSearchCV(self._estimator_at(), {f"clf__{key}": grid}, scoring="accuracy", n_jobs=self.n_jobs,
                                   cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed), refit=True)
             search.fit(X, y)
             self.classifier_ = search.best_estimator_
@@ -166,7 +119,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
                                 "folds": folds}
         else:
             value = grid[0] if len(grid) == 1 else self._without_cv(grid, key, folds, train)
-            self.classifier_ = self._estimator(value).fit(X, y)
+            self.classifier_ = self._estimator_at(value).fit(X, y)
             self.best_params_ = {key: value}
             self.cv_results_ = {"values": grid, "mean_accuracy": [], "folds": 0}
         self.classifier_fit_time_ = time.perf_counter() - t1
@@ -240,7 +193,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
         self.best_params_, self.cv_results_ = state["best_params"], state["cv_results"]
         self.n_features_ = int(state["n_features"])
         a = {k: v.numpy() for k, v in tensors.items() if not k.startswith("backbone.")}
-        pipe = self._estimator(next(iter(self.best_params_.values())))
+        pipe = self._estimator_at(next(iter(self.best_params_.values())))
         if self.standardize:
             sc = pipe.named_steps["scale"]
             sc.mean_, sc.scale_, sc.var_ = a["scale.mean"], a["scale.scale"], a["scale.var"]

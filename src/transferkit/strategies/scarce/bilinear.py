@@ -28,7 +28,10 @@ class BilinearZSL(_FeatureZeroShot):
         loss: 'softmax' or 'ranking'; margin (DeViSE: 0.1); temperature (softmax scale, 10).
         semantic: 'attributes' or 'text'; text_encoder: a sentence-transformers model name or local folder
             (default: the packaged all-MiniLM-L6-v2).
-        **kwargs: shared training parameters (epochs, lr, batch_size...; defaults 10 epochs, Adam 1e-3).
+        batch_size: the map's training batch, and the feature extraction's (default 64).
+        **kwargs: the map's training knobs (``HeadTraining``: epochs 10, lr 1e-3, weight_decay, optimizer AdamW,
+            scheduler, warmup_epochs, grad_clip) and the frozen backbone's (backbone, pretrained, input_size,
+            cache, device, num_workers, seed, progress).
 
     Example:
         >>> BilinearZSL(semantic="text", epochs=20).fit(seen, semantics="fashion-mnist").evaluate(test)
@@ -36,8 +39,9 @@ class BilinearZSL(_FeatureZeroShot):
 
     name = "bilinear-zsl"
 
-    def __init__(self, *, loss: str = "softmax", margin: float = 0.1, temperature: float = 10.0, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, *, loss: str = "softmax", margin: float = 0.1, temperature: float = 10.0, batch_size: int = 64,
+                 **kwargs):
+        super().__init__(batch_size=batch_size, **kwargs)
         self.loss, self.margin, self.temperature = loss, margin, temperature
 
     def _validate_params(self):
@@ -57,8 +61,7 @@ class BilinearZSL(_FeatureZeroShot):
         local = torch.as_tensor([seen_idx.index(c) for c in y])
         ds = torch.utils.data.TensorDataset(torch.as_tensor(X, dtype=torch.float32), local)
         loader = make_loader(ds, self.batch_size, shuffle=True, seed=self.seed, drop_last=True)
-        self.history_ = self.make_trainer(self.callbacks()).fit(self, loader)
-        self.model_.eval()
+        self.train_head(loader)
         self.W_ = self.model_.weight.detach().T.double().numpy()               # (D, M)
 
     def n_head_params(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...engine.heads import fit_episode_heads
 from ...errors import check_range
 from ..registry import register_strategy
 from .episodic import _FrozenBaseline
@@ -81,21 +82,5 @@ class SupportFineTuneHead(_FrozenBaseline):
         return F.normalize(f, dim=-1)
 
     def _scores(self, s, sy, q, n_way):
-        with torch.inference_mode(False), torch.enable_grad():
-            s, sy, q = s.clone(), sy.clone(), q.clone()
-            g = torch.Generator().manual_seed(self.seed)
-            w = (0.01 * torch.randn(s.shape[0], s.shape[-1], n_way, generator=g)).requires_grad_(True)
-            b = torch.zeros(s.shape[0], 1, n_way, requires_grad=True)
-            opt = torch.optim.Adam([w, b], lr=self.head_lr)
-
-            def logits(x):
-                if self.cosine:
-                    return 10.0 * F.normalize(x, dim=-1) @ F.normalize(w, dim=1)
-                return x @ w + b
-
-            for _ in range(self.head_steps):
-                loss = F.cross_entropy(logits(s).reshape(-1, n_way), sy.reshape(-1), reduction="sum") / s.shape[1]
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return logits(q).detach()
+        return fit_episode_heads(s, sy, q, n_way, steps=self.head_steps, lr=self.head_lr, cosine=self.cosine,
+                                 seed=self.seed)

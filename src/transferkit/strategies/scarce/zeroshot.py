@@ -31,10 +31,8 @@ import numpy as np
 import torch
 
 from ...data import ImageDataset
-from ...engine import extract_features
 from ...errors import DataError, check_choice
-from ..base import NeuralStrategy
-from ..frozen import FrozenFeatureStrategy, backbone_state, backbone_tensors, restore_backbone
+from ..frozen import FrozenFeatureStrategy, HeadTraining, backbone_state, backbone_tensors, restore_backbone
 from .semantics import embed_descriptions, resolve_semantics
 
 MODES = ("gzsl", "zsl", "seen")
@@ -199,18 +197,9 @@ class FrozenZeroShot(_SemanticFeatures, FrozenFeatureStrategy):
         self._fit_features(X, y)
 
 
-class _FeatureZeroShot(_SemanticFeatures, NeuralStrategy):
+class _FeatureZeroShot(HeadTraining, FrozenZeroShot):
     """Zero-shot on a frozen backbone with a map trained through the Trainer (BilinearZSL): ``FrozenZeroShot``'s one
-    frozen-feature ``fit``, and ``NeuralStrategy``'s Trainer and training knobs for the map."""
-
-    untrained_hint = ""
-    fit = FrozenFeatureStrategy.fit
-    setup = FrozenZeroShot.setup
-    fit_features = FrozenZeroShot.fit_features
-
-    def extract(self, data) -> np.ndarray:
-        return np.asarray(extract_features(self.backbone_, self.prepare(data), progress=False,
-                                           num_workers=self.num_workers))
+    frozen-feature ``fit``, and a head's training knobs (:class:`HeadTraining`) for the map."""
 
 
 def calibration_from_seen(model, seen_train: ImageDataset, n: int = 300, seed: int = 0) -> float:

@@ -13,39 +13,15 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from torch import nn
-from torch.nn import functional as F
 
 from ...data import ImageDataset
 from ...data.targets import WithTargets
-from ...engine import classification_metrics, infer, make_loader
-from ...errors import DataError, TransferkitError, check_choice, check_range
+from ...engine import infer, make_loader
+from ...errors import TransferkitError, check_choice, check_range
 from ..base import NeuralStrategy
 from ..registry import register_strategy
-
-WEIGHTINGS = ("equal", "uncertainty", "gradnorm")
-KINDS = ("classification", "regression")
-MAX_CLASSES_INFERRED = 50
-
-
-def masked_task_loss(output: torch.Tensor, target: torch.Tensor, kind: str, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Loss of one task over the labelled rows only.
-
-    Args:
-        output: (B, n_classes) logits, or (B, 1) for a regression task.
-        target: (B,) float; class index (classification) or standardised value (regression);
-            NaN (and, for classification, negative values) marks a missing label.
-        kind: 'classification' (cross-entropy) or 'regression' (mean squared error).
-
-    Returns the mean loss over labelled rows, or a zero that keeps the graph when none is labelled.
-    """
-    mask = torch.isfinite(target)
-    if kind == "classification":
-        mask = mask & (target >= 0)
-    if not bool(mask.any()):
-        return output.sum() * 0.0
-    if kind == "classification":
-        return F.cross_entropy(output[mask], target[mask].long(), label_smoothing=label_smoothing)
-    return F.mse_loss(output[mask].reshape(-1).float(), target[mask].float())
+from .columns import decode, encode_targets, resolve_tasks, task_metrics
+from .weighting import WEIGHTINGS, LossWeighting, gradnorm_loss, masked_task_loss, multitask_gain
 
 
 class MultiTaskNet(nn.Module):
@@ -59,38 +35,6 @@ class MultiTaskNet(nn.Module):
     def forward(self, x):
         f = self.backbone(x)
         return [h(f) for h in self.heads]
-
-
-class LossWeighting(nn.Module):
-    """Learnable loss-weighting state: ``log_vars`` s_t (uncertainty) or ``weights`` w_t (GradNorm)."""
-
-    def __init__(self, n_tasks: int, method: str):
-        super().__init__()
-        self.method = method
-        self.log_vars = nn.Parameter(torch.zeros(n_tasks), requires_grad=method == "uncertainty")
-        self.weights = nn.Parameter(torch.ones(n_tasks), requires_grad=method == "gradnorm")
-
-    def current(self) -> torch.Tensor:
-        """The effective weight of each task loss now (T,)."""
-        if self.method == "uncertainty":
-            return torch.exp(-self.log_vars.detach())
-        return self.weights.detach().clone()
-
-
-def multitask_gain(multi: dict, single: dict, lower_is_better: dict) -> float:
-    """Delta_m (Maninis 2019; Vandenhende 2021) in percent: the mean relative change of each task's metric
-    from single-task to multi-task, sign-flipped for metrics where lower is better.
-
-    ``multi``/``single``: task -> metric value; ``lower_is_better``: task -> bool.
-    """
-    terms = []
-    for t, m in multi.items():
-        s = single[t]
-        if s == 0 or not np.isfinite(s) or not np.isfinite(m):
-            continue
-        sign = -1.0 if lower_is_better[t] else 1.0
-        terms.append(sign * (m - s) / abs(s))
-    return float(100.0 * np.mean(terms)) if terms else float("nan")
 
 
 @register_strategy
@@ -134,96 +78,12 @@ class MultiTask(NeuralStrategy):
         self.tasks, self.weighting, self.gradnorm_alpha = tasks, weighting, gradnorm_alpha
 
     # -- tasks ---------------------------------------------------------------------------------------
-    def _resolve_tasks(self, train: ImageDataset) -> list[dict]:
-        if self.tasks is None:
-            names = ["label", *sorted(train.extra)]
-            kinds = {}
-        elif isinstance(self.tasks, dict):
-            names, kinds = list(self.tasks), dict(self.tasks)
-        elif isinstance(self.tasks, (list, tuple)) and self.tasks and all(isinstance(t, str) for t in self.tasks):
-            names, kinds = list(self.tasks), {}
-        else:
-            raise TransferkitError(f"The 'tasks' parameter of MultiTask must be None, a list of column names or a "
-                                   f"dict name -> kind; got {self.tasks!r}.")
-        if len(set(names)) != len(names):
-            raise TransferkitError(f"The 'tasks' parameter of MultiTask names a column twice: {names}.")
-        available = ["label", *train.extra]
-        specs = []
-        for name in names:
-            if name not in available:
-                raise DataError(f"The 'tasks' parameter of MultiTask names {name!r}, which is not a label column of "
-                                f"{train.name or 'the training set'}; available: {available}.")
-            kind = kinds.get(name)
-            if kind is not None:
-                check_choice("MultiTask", f"tasks[{name!r}]", kind, KINDS)
-            if name == "label":
-                if kind == "regression":
-                    raise TransferkitError("The main 'label' column is a class label; it cannot be a regression task.")
-                specs.append({"name": name, "kind": "classification", "values": list(range(train.num_classes)),
-                              "classes": list(train.classes)})
-                continue
-            specs.append(self._column_spec(name, np.asarray(train.extra[name]), kind))
-        return specs
-
-    @staticmethod
-    def _column_spec(name, col, kind):
-        if col.dtype.kind in "OUS":
-            vals = sorted({str(v).strip() for v in col if str(v).strip() and str(v) != "nan"})
-            if kind == "regression":
-                raise DataError(f"Task {name!r} holds text values ({vals[:5]}...); it cannot be a regression task.")
-            return {"name": name, "kind": "classification", "values": vals, "classes": vals}
-        col = col.astype(np.float64)
-        finite = col[np.isfinite(col)]
-        if finite.size == 0:
-            raise DataError(f"Task {name!r} has no labelled value in the training set.")
-        integer = np.all(finite == np.round(finite))
-        present = np.unique(finite[finite >= 0]) if integer else np.array([])
-        if kind is None:
-            kind = "classification" if integer and 0 < len(present) <= MAX_CLASSES_INFERRED else "regression"
-        if kind == "classification":
-            if not integer:
-                raise DataError(f"Task {name!r} is declared 'classification' but holds non-integer values "
-                                f"(e.g. {finite[finite != np.round(finite)][:3].tolist()}).")
-            if len(present) < 2:
-                raise DataError(f"Classification task {name!r} needs at least 2 classes in the training set; "
-                                f"found {present.tolist()}.")
-            from ...data.fashion_tasks import FASHION_TASK_CLASSES
-
-            vals = [int(v) for v in present]
-            named = FASHION_TASK_CLASSES.get(name)
-            classes = [named[v] for v in vals] if named and max(vals) < len(named) else [str(v) for v in vals]
-            return {"name": name, "kind": "classification", "values": vals, "classes": classes}
-        std = float(finite.std()) or 1.0
-        return {"name": name, "kind": "regression", "mean": float(finite.mean()), "std": std}
-
     def encode_targets(self, data: ImageDataset) -> np.ndarray:
-        """The (N, T) float32 target matrix of ``data`` for the fitted tasks: class indices or standardised
-        values, NaN where the label is missing (or a class unseen in training)."""
-        out = np.full((len(data), len(self.tasks_)), np.nan, dtype=np.float32)
-        for t, spec in enumerate(self.tasks_):
-            if spec["name"] == "label":
-                col = data.labels.astype(np.float64)
-                col[col < 0] = np.nan
-                if list(data.classes) != spec["classes"]:
-                    raise DataError(f"{data.name or 'The dataset'}: its classes {data.classes} differ from the fitted "
-                                    f"ones {spec['classes']}.")
-                out[:, t] = col
-                continue
-            if spec["name"] not in data.extra:
-                continue  # the column is absent: every label of this task is missing
-            col = np.asarray(data.extra[spec["name"]])
-            if spec["kind"] == "regression":
-                out[:, t] = (col.astype(np.float64) - spec["mean"]) / spec["std"]
-            else:
-                index = {v: i for i, v in enumerate(spec["values"])}
-                if col.dtype.kind in "OUS":
-                    out[:, t] = [index.get(str(v).strip(), np.nan) for v in col]
-                else:
-                    out[:, t] = [index.get(int(v), np.nan) if np.isfinite(v) else np.nan for v in col.astype(np.float64)]
-        return out
+        """The (N, T) float32 target matrix of ``data`` for the fitted tasks (``columns.encode_targets``)."""
+        return encode_targets(self.tasks_, data)
 
     def _targets_loader(self, data: ImageDataset, *, train: bool, batch_size=None):
-        return make_loader(WithTargets(data.with_transform(self.transform(train)), self.encode_targets(data)),
+        return make_loader(WithTargets(data.with_transform(self.transform(train)), encode_targets(self.tasks_, data)),
                            batch_size or self.batch_size, shuffle=train, seed=self.seed,
                            num_workers=self.num_workers, drop_last=train)
 
@@ -272,26 +132,10 @@ class MultiTask(NeuralStrategy):
         return {"loss": loss, **logs}
 
     def _gradnorm_loss(self, L: torch.Tensor, labelled: torch.Tensor) -> torch.Tensor:
-        w = self.weighting_.weights
-        W = self._shared_layer()
-        norms = []
-        for li, ok in zip(L, labelled):
-            g = torch.autograd.grad(li, W, retain_graph=True, allow_unused=True)[0] if ok and li.requires_grad else None
-            norms.append(g.norm() if g is not None else L.new_zeros(()))
-        n = torch.stack(norms).detach()
         if self._initial_losses is None:
             self._initial_losses = L.detach().clamp_min(1e-8)
-        ratio = (L.detach() / self._initial_losses)[labelled]
-        G = w * n
-        target = torch.zeros_like(n)
-        if labelled.any():
-            r = ratio / ratio.mean().clamp_min(1e-12)
-            target[labelled] = G.detach()[labelled].mean() * r.pow(self.gradnorm_alpha)
-        gn = ((G - target).abs() * labelled.float()).sum()
-        gw = torch.autograd.grad(gn, w, allow_unused=True)[0]
-        gw = torch.zeros_like(w) if gw is None else gw
-        surrogate = (w * gw.detach()).sum()  # gives w exactly the GradNorm gradient; contributes 0 to the value
-        return (w.detach() * L).sum() + surrogate - surrogate.detach()
+        return gradnorm_loss(L, labelled, self.weighting_.weights, self._shared_layer(), self._initial_losses,
+                             self.gradnorm_alpha)
 
     def on_batch_end(self, trainer, logs) -> None:
         if self.weighting == "gradnorm":
@@ -321,7 +165,7 @@ class MultiTask(NeuralStrategy):
         return train
 
     def set_classes(self, train: ImageDataset) -> None:
-        self.tasks_ = self._resolve_tasks(train)
+        self.tasks_ = resolve_tasks(self.tasks, train)
         self.classes_ = list(train.classes)
 
     def setup(self, train: ImageDataset, **roles) -> None:
@@ -353,7 +197,7 @@ class MultiTask(NeuralStrategy):
         """Per task: predicted class indices (N,) or regression values in the column's units (N,)."""
         self.check_fitted()
         outs = self._per_task(self.infer(data, self._joint_outputs))
-        return {s["name"]: self._decode(s, o) for s, o in zip(self.tasks_, outs)}
+        return {s["name"]: decode(s, o) for s, o in zip(self.tasks_, outs)}
 
     def _joint_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """Every task's output side by side (B, sum of widths): one tensor for the one inference loop."""
@@ -365,37 +209,12 @@ class MultiTask(NeuralStrategy):
             return [np.zeros((0, w), np.float32) for w in widths]
         return [c.numpy() for c in torch.split(joint, widths, 1)]
 
-    @staticmethod
-    def _decode(spec, out: np.ndarray) -> np.ndarray:
-        if spec["kind"] == "classification":
-            return out.argmax(1)
-        return out[:, 0] * spec["std"] + spec["mean"]
-
     def _evaluate_loader(self, loader) -> dict:
         joint, targets = infer(loader, self._joint_outputs, device=next(self.model_.parameters()).device,
                                modules=(self.module,), targets=True)
         targets = targets.numpy() if len(targets) else np.zeros((0, len(self.tasks_)), np.float32)
-        return {s["name"]: self._task_metrics(s, o, targets[:, k])
+        return {s["name"]: task_metrics(s, o, targets[:, k])
                 for k, (s, o) in enumerate(zip(self.tasks_, self._per_task(joint)))}
-
-    @staticmethod
-    def _task_metrics(spec, out: np.ndarray, target: np.ndarray) -> dict:
-        mask = np.isfinite(target)
-        if spec["kind"] == "classification":
-            mask &= target >= 0
-            if not mask.any():
-                return {"accuracy": float("nan"), "n": 0}
-            m = classification_metrics(target[mask].astype(np.int64), out[mask].argmax(1), classes=spec["classes"])
-            return {"accuracy": m["accuracy"], "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
-                    "n": m["n"]}
-        if not mask.any():
-            return {"mae": float("nan"), "n": 0}
-        pred = out[mask, 0] * spec["std"] + spec["mean"]
-        true = target[mask] * spec["std"] + spec["mean"]
-        err = pred - true
-        ss_tot = float(((true - true.mean()) ** 2).sum())
-        return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err ** 2).mean())),
-                "r2": float(1 - (err ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan"), "n": int(mask.sum())}
 
     def evaluate(self, data: ImageDataset) -> dict:
         """``{"tasks": {name: metrics}}`` (accuracy / balanced accuracy / macro-F1 for classification, MAE /
@@ -445,3 +264,6 @@ class MultiTask(NeuralStrategy):
         self.model_.eval()
         self.history_ = state.get("history", [])
         self.task_weights_ = {s["name"]: float(w) for s, w in zip(self.tasks_, self.weighting_.current())}
+
+
+__all__ = ["MultiTask", "MultiTaskNet", "LossWeighting", "masked_task_loss", "multitask_gain", "WEIGHTINGS"]

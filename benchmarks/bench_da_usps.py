@@ -136,18 +136,21 @@ def summarise(runs: dict) -> dict:
     base = {k: ms([r["selected"][k]["acc"] for r in runs["source-only"]])["mean"] for k in SELECTORS}
     for m in METHODS:
         row = {k: ms([r["selected"][k]["acc"] for r in runs[m]]) for k in SELECTORS}
-        row["epochs_selected"] = {k: [r["selected"][k]["epoch"] for r in runs[m]] for k in ("im", "snd", "entropy", "oracle")}
+        row["epochs_selected"] = {k: [r["selected"][k].get("epoch") for r in runs[m]] for k in ("im", "snd", "entropy", "oracle")}
         if m != "source-only":
             row["gap_closed"] = {k: (row[k]["mean"] - base[k]) / (oracle["mean"] - base[k])
                                  if oracle["mean"] > base[k] else float("nan") for k in SELECTORS}
         row["fit_s_mean"] = float(np.mean([r["fit_s"] for r in runs[m]]))
         rows[m] = row
-    # Choosing among all methods and epochs without labels: the IM-best (method, epoch) per seed.
+    # Choosing among all methods and epochs without labels: the IM-best (method, epoch) per seed (seeds with curves).
     per_seed = []
     for i in range(len(runs["source-only"])):
-        cands = [(h["target_im"], h["oracle_target_accuracy"], m) for m in METHODS for h in runs[m][i]["history"]]
-        per_seed.append(max(cands)[1:])
-    rows["IM over all methods and epochs"] = {"acc": ms([a for a, _ in per_seed]), "methods": [m for _, m in per_seed]}
+        if all(runs[m][i].get("history") for m in METHODS):
+            cands = [(h["target_im"], h["oracle_target_accuracy"], m) for m in METHODS for h in runs[m][i]["history"]]
+            per_seed.append(max(cands)[1:])
+    if per_seed:
+        rows["IM over all methods and epochs"] = {"acc": ms([a for a, _ in per_seed]),
+                                                  "methods": [m for _, m in per_seed]}
     return rows
 
 
@@ -165,23 +168,44 @@ def markdown(out: dict) -> str:
             go = f"{100 * g['oracle']:.0f}%" if g else ""
             lines.append(f"| {d} | {steps} | {LABELS[m]} | {pm(r['im'])} | {pm(r['snd'])} | {pm(r['entropy'])} "
                          f"| {pm(r['last'])} | {pm(r['oracle'])} | {gi} | {go} | {tl.get(m, '')} |")
-        a = rows["IM over all methods and epochs"]
-        lines.append(f"| {d} | {steps} | IM over all methods and epochs ({', '.join(a['methods'])}) | {pm(a['acc'])} "
-                     f"| | | | | | | |")
+        a = rows.get("IM over all methods and epochs")
+        if a:
+            lines.append(f"| {d} | {steps} | IM over all methods and epochs ({', '.join(a['methods'])}) "
+                         f"| {pm(a['acc'])} | | | | | | | |")
         lines.append(f"| {d} | {steps} | **oracle (target-trained)** | | | | "
                      f"{pm(rows['oracle (target-trained)']['acc'])} | | | | |")
     return "\n".join(lines)
 
 
+def _runs_of(out: dict) -> dict:
+    """{direction: {method: [run records]}} of one saved run; the compact per-fit records of the first digits runs
+    (``fits``: each selector's accuracy, no epochs or curves) become records without them."""
+    if "raw" in out:
+        return out["raw"]
+    runs = {}
+    for d, fits in out.get("fits", {}).items():
+        by = runs.setdefault(d, {})
+        for f in fits:
+            rec = ({"seed": f["seed"], "acc": f["acc"]} if "acc" in f else
+                   {"seed": f["seed"], "fit_s": f["fit_s"], "history": None,
+                    "selected": {k: {"acc": f[k], "epoch": None} for k in SELECTORS}})
+            by.setdefault(f["method"], []).append(rec)
+    return runs
+
+
 def report(files: list[str]) -> str:
-    """One markdown table from the JSON files of several runs (``--save``), in the order given."""
-    merged = {"results": {}, "budget": {}}
+    """One markdown table from the JSON files of several runs (``--save``), in the order given; runs of one
+    direction in several files (seeds split over sessions) are pooled, each seed once."""
+    pooled, budget = {}, {}
     for f in files:
         with open(f) as fh:
             out = json.load(fh)
-        merged["results"].update(out["results"])
-        merged["budget"].update(out.get("budget", {}))
-    return markdown(merged)
+        budget.update(out.get("budget", {}))
+        for d, runs in _runs_of(out).items():
+            for m, recs in runs.items():
+                have = {r["seed"] for r in pooled.setdefault(d, {}).setdefault(m, [])}
+                pooled[d][m] += [r for r in recs if r["seed"] not in have]
+    return markdown({"results": {d: summarise(runs) for d, runs in pooled.items()}, "budget": budget})
 
 
 def main():

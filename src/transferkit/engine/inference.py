@@ -15,14 +15,14 @@ from torch import nn
 
 
 @contextlib.contextmanager
-def evaluating(*modules: nn.Module, grad: bool = False):
-    """``modules`` in eval mode for the block (under ``inference_mode`` unless ``grad``); each module's own
-    training flag is restored on exit, also when the block raises."""
+def evaluating(*modules: nn.Module):
+    """``modules`` in eval mode for the block, under ``inference_mode``; each module's own training flag is
+    restored on exit, also when the block raises."""
     was = [m.training for m in modules]
     for m in modules:
         m.eval()
     try:
-        with contextlib.nullcontext() if grad else torch.inference_mode():
+        with torch.inference_mode():
             yield
     finally:
         for m, w in zip(modules, was):

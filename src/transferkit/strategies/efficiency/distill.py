@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from ...data import ImageDataset, ImageTransform
 from ...data.targets import WithTargets
-from ...engine import make_loader
+from ...engine import infer, make_loader
 from ...errors import DataError, TransferkitError, check_range
 from ...utils import count_parameters
 from ..base import NeuralStrategy, Strategy
@@ -196,14 +196,12 @@ class Distill(NeuralStrategy):
         self.n_params_ = count_parameters(self.model_.backbone) + count_parameters(self.model_.head)
         self.n_trainable_params_ = self.n_params_
 
-    @torch.inference_mode()
     def _cached_loader(self, train: ImageDataset):
         """Teacher logits of every training image (teacher's own transform), carried with the labels."""
         cfg = self.teacher_.data_config or self.backbone_.data_config
-        logits = []
-        for x, _ in make_loader(train.with_transform(ImageTransform(cfg)), 256):
-            logits.append(self.teacher_.raw_logits(x).float().cpu())
-        targets = np.concatenate([train.labels[:, None].astype(np.float32), torch.cat(logits).numpy()], 1)
+        logits = infer(make_loader(train.with_transform(ImageTransform(cfg)), 256), self.teacher_.raw_logits,
+                       modules=(self.teacher_.module,))
+        targets = np.concatenate([train.labels[:, None].astype(np.float32), logits.numpy()], 1)
         return make_loader(WithTargets(train.with_transform(self.transform(True)), targets), self.batch_size,
                            shuffle=True, seed=self.seed, num_workers=self.num_workers, drop_last=True)
 

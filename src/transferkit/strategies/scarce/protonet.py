@@ -8,6 +8,7 @@ from torch import nn
 from ...backbones import Backbone
 from ...data import ImageDataset
 from ...data.episodes import EpisodeLoader
+from ...engine import infer
 from ...errors import check_choice, check_range
 from ..registry import register_strategy
 from .episodic import METRICS, _FewShot, episodic_accuracy, prototype_logits, prototypes
@@ -82,11 +83,8 @@ class ProtoNet(_FewShot):
 
     def validate(self, loader) -> dict:
         """Episodic accuracy (100 episodes) on validation images (their classes should be disjoint)."""
-        feats, labels = [], []
-        for x, y in loader:
-            feats.append(self.model_(x.to(next(self.model_.parameters()).device)).float().cpu())
-            labels.append(y.cpu())
-        r = episodic_accuracy(torch.cat(feats), torch.cat(labels).numpy(), self._scores, n_way=self.n_way,
+        feats, labels = infer(loader, self.model_, device=next(self.model_.parameters()).device, targets=True)
+        r = episodic_accuracy(feats, labels.numpy(), self._scores, n_way=self.n_way,
                               k_shot=self.k_shot, q_queries=self.q_queries, episodes=100, seed=self.seed)
         return {"val_accuracy": r["accuracy"]}
 

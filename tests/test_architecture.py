@@ -12,7 +12,7 @@ ROOT = Path(transferkit.__file__).parent
 # Lowest first. A package may import its own modules and any package of a lower layer (or its own layer's
 # siblings: engine and robustness sit side by side).
 LAYERS = [
-    {"errors", "utils", "__init__"},
+    {"errors", "params", "utils", "__init__"},
     {"backbones", "data"},
     {"engine", "robustness"},
     {"strategies", "export"},

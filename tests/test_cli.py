@@ -23,6 +23,13 @@ def test_backbones_strategies_datasets_lists():
     assert "builtin:small-cnn" in runner.invoke(app, ["backbones"]).output
     assert "timm:NAME" in runner.invoke(app, ["backbones"]).output
     assert "finetune" in runner.invoke(app, ["strategies"]).output
+    r = runner.invoke(app, ["strategies", "--params", "finetune"])
+    lines = {line.split()[0]: line for line in r.output.splitlines()[3:]}
+    assert r.exit_code == 0 and "lr_decay" in lines and "a number in (0, 1]" in lines["lr_decay"], r.output
+    assert "one of {'auto', 'eval', 'frozen', 'train'}" in lines["bn_policy"] and "an integer in [0, epochs] | None" in lines["lp_epochs"]
+    assert "epochs" not in {line.split()[0] for line in runner.invoke(app, ["strategies", "--params", "eszsl"]).output.splitlines()[3:]}
+    r = runner.invoke(app, ["strategies", "--params", "finetun"])
+    assert r.exit_code == 2 and "Did you mean 'finetune'" in r.output
     assert "fashion-mnist" in runner.invoke(app, ["datasets"]).output
 
 

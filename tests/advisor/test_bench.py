@@ -46,8 +46,12 @@ def test_same_seed_same_ranking(small_split, tmp_path):
 
 def test_missing_role_and_bad_params_are_reported(small_split, tmp_path):
     train, test = small_split
-    s = bench(train, test, ["finetune"], params={"finetune": {"no_such_param": 1}}, epochs=1, pretrained=False)
-    assert s["runs"][0]["status"] == "skipped" and "no_such_param" in s["runs"][0]["reason"]
+    out = tmp_path / "b"
+    with pytest.raises(TransferkitError, match="bench: 'finetune': Unknown parameter 'no_such_param' for strategy"):
+        bench(train, test, ["features", "finetune"], params={"finetune": {"no_such_param": 1}}, epochs=1, out=out)
+    with pytest.raises(TransferkitError, match=r"bench: 'lora': The 'r' parameter of LoRA must be in \[1, None\]; got 0"):
+        bench(train, test, ["features", "lora"], params={"lora": {"r": 0}}, epochs=1, out=out)
+    assert not out.exists(), "a bad parameter was found only after some work was done"
     with pytest.raises(TransferkitError, match="rank_by"):
         bench(train, test, ["finetune"], rank_by="speed")
     with pytest.raises(TransferkitError, match="not among the strategies"):

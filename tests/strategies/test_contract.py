@@ -61,7 +61,7 @@ def test_clone_and_the_params_round_trip(name):
 @pytest.mark.parametrize("name", _cases("misspelt"))
 def test_a_misspelt_parameter_names_the_valid_ones(name):
     real = sorted(create_strategy(name).get_params(deep=False))[0]
-    with pytest.raises(TransferkitError, match=f"valid: .*{real}"):
+    with pytest.raises(TransferkitError, match=f"Unknown parameter '{real}x' for strategy '{name}'.* Valid: .*{real}"):
         create_strategy(name, **{real + "x": 1})
 
 
@@ -92,10 +92,19 @@ def test_a_frozen_feature_strategy_takes_no_training_knobs(name):
     assert not knobs, f"{name} never trains its backbone, yet takes {sorted(knobs)}"
 
 
-@pytest.mark.parametrize("name", _cases("check_params"))
-def test_the_default_parameters_pass_their_own_check(name):
+@pytest.mark.parametrize("name", _cases("constraints"))
+def test_every_parameter_is_declared_once_and_checked(name):
+    """scikit-learn's ``_parameter_constraints``: one spec per class names every parameter, the defaults satisfy it,
+    and a value no constraint allows is refused by ``validate`` naming that parameter, for each parameter in turn."""
+    cls = list_strategies()[name]
     s = create_strategy(name)
-    assert s.check_params() is s and type(s).param_names() == sorted(s.get_params(deep=False))
+    assert sorted(cls.parameter_constraints()) == sorted(s.get_params(deep=False)) == cls.param_names()
+    assert s.validate() is s
+    for param in cls.param_names():
+        with pytest.raises(TransferkitError, match=rf"The '{param}' parameter of {cls.__name__} must be "):
+            clone(s).set_params(**{param: object()}).validate()
+    rows = cls.describe_params()
+    assert [r["name"] for r in rows] == cls.param_names() and all(r["accepts"] for r in rows)
 
 
 @pytest.mark.parametrize("name", _cases("fit_roles"))

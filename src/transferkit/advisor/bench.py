@@ -84,6 +84,7 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
                   pretrained=pretrained)
     if lr is not None:
         shared["lr"] = lr
+    settings = _check_candidates(strategies, shared, params)  # every candidate's parameters, before any work
     rows, fitted, t_start = [], [], time.perf_counter()
     for name in dict.fromkeys(strategies):  # keep order, drop repeats
         row = {"strategy": name, "status": "ok", "reason": ""}
@@ -97,14 +98,7 @@ def bench(train, test, strategies, *, backbone="builtin:small-cnn", epochs: int 
             row.update(status="skipped", reason=str(e))
             continue
         row["family"] = getattr(cls, "family", "")
-        accepted = set(cls.param_names())
-        kw = {k: v for k, v in shared.items() if k in accepted}
-        extra = dict(params.get(name, {}))
-        bad = sorted(set(extra) - accepted)
-        if bad:
-            row.update(status="skipped", reason=f"unknown parameter(s) {bad} for {name!r}; valid: {', '.join(sorted(accepted))}")
-            continue
-        kw.update(extra)
+        kw = settings[name]
         roles_needed = tuple(getattr(cls, "data_roles", ("train",)))
         if "train" not in roles_needed:
             row.update(status="skipped", reason=f"{name!r} does not learn from one labelled train/test split (its data "
@@ -189,3 +183,23 @@ def bench_markdown(summary: dict) -> str:
         lines += ["", "Not ranked:", ""] + [f"- {r['strategy']}: {r['status']} - {r['reason']}" for r in other]
     return "\n".join(lines) + "\n"
 
+
+def _check_candidates(strategies, shared: dict, params: dict) -> dict:
+    """Each registered candidate's parameters (the shared budget it accepts, then its own), validated before any
+    candidate trains: an unknown name or a bad value raises, naming the strategy. Unknown strategies are left to
+    the bench's rows."""
+    from ..strategies import create_strategy, get_strategy_class
+
+    out = {}
+    for name in dict.fromkeys(strategies):
+        try:
+            accepted = set(get_strategy_class(name).param_names())
+        except TransferkitError:
+            continue
+        kw = {**{k: v for k, v in shared.items() if k in accepted}, **dict(params.get(name, {}))}
+        try:
+            create_strategy(name, **kw)
+        except TransferkitError as e:
+            raise TransferkitError(f"bench: {name!r}: {e}") from None
+        out[name] = kw
+    return out

@@ -54,7 +54,6 @@ def _parse_params(pairs: List[str]) -> dict:
 RECIPE_ROLE_KEYS = ("strategy", "data", "test", "target", "semantics", "teacher")
 RECIPE_PARAM_KEYS = ("backbone", "epochs", "batch_size", "lr", "devices", "accelerator", "precision", "seed")
 RECIPE_KEYS = (*RECIPE_ROLE_KEYS, "params", "tasks", "test_fraction", "out", "on_error", *RECIPE_PARAM_KEYS)
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
 def load_recipe(path) -> dict:
@@ -87,82 +86,6 @@ def load_recipe(path) -> dict:
     return recipe
 
 
-def _param_annotations(klass) -> dict:
-    """name -> (annotation string, default) along the MRO of a strategy's ``__init__`` (subclass first)."""
-    import inspect
-
-    out = {}
-    for k in klass.__mro__:
-        init = k.__dict__.get("__init__")
-        if init is None or k is object or k.__module__.startswith("sklearn"):
-            continue
-        for prm in inspect.signature(init).parameters.values():
-            if prm.name == "self" or prm.kind in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL) or prm.name in out:
-                continue
-            ann = "" if prm.annotation is inspect.Parameter.empty else str(prm.annotation)
-            out[prm.name] = (ann, prm.default)
-    return out
-
-
-def _kind_ok(value, kinds: set) -> bool:
-    if value is None:
-        return "None" in kinds
-    if isinstance(value, bool):
-        return "bool" in kinds
-    if isinstance(value, int):
-        return bool(kinds & {"int", "float"})
-    if isinstance(value, float):
-        return "float" in kinds
-    if isinstance(value, str):
-        return "str" in kinds
-    if isinstance(value, dict):
-        return "dict" in kinds
-    return False
-
-
-_KIND_WORDS = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
-               "None": "null (none)", "dict": "a mapping {key: value}"}
-
-
-def _check_finite(owner: str, name: str, value) -> None:
-    import math
-
-    values = value if isinstance(value, (list, tuple)) else [value]
-    for v in values:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise TransferkitError(f"The {name!r} parameter of {owner} must be a finite number; got {value!r} "
-                                   f"(NaN and infinity are never valid).")
-
-
-def validate_params(name: str, params: dict):
-    """Check the strategy parameters before any work: known names (nearest suggested), types from the
-    declared annotations, finite numbers, then the strategy's own ranges and choices. Returns the strategy."""
-    from ..strategies import create_strategy, get_strategy_class
-
-    klass = get_strategy_class(name)
-    owner = klass.__name__
-    declared = _param_annotations(klass)
-    for key, value in params.items():
-        if key not in declared:
-            raise TransferkitError(f"Unknown parameter {key!r} for strategy {name!r}.{nearest(key, declared)} "
-                                   f"Valid: {', '.join(sorted(declared))}.")
-        _check_finite(owner, key, value)
-        ann, _ = declared[key]
-        kinds = {t.strip() for t in ann.split("|")} if ann else set()
-        if kinds and kinds <= set(_KIND_WORDS) and not _kind_ok(value, kinds):
-            want = " or ".join(_KIND_WORDS[k] for k in sorted(kinds, key=list(_KIND_WORDS).index))
-            raise TransferkitError(f"The {key!r} parameter of {owner} must be {want}; got {value!r} "
-                                   f"(a {type(value).__name__}). Example: -p {key}={_example(declared[key][1], kinds)}.")
-    model = create_strategy(name, **params)
-    return model.check_params()
-
-
-def _example(default, kinds) -> str:
-    if default is not None and default is not Ellipsis and not isinstance(default, (tuple, list, dict)):
-        return str(default).lower() if isinstance(default, bool) else str(default)
-    return {"float": "0.5", "int": "1", "bool": "true", "str": "NAME"}.get(sorted(kinds)[0], "VALUE")
-
-
 def _check_int_option(flag: str, value, low: int = 1) -> None:
     if value is None:
         return
@@ -175,7 +98,7 @@ def check_devices(params: dict) -> None:
     run is downgraded visibly (a warning) and the parameters then record what actually runs."""
     import torch
 
-    from ..engine.trainer import PRECISIONS, effective_precision
+    from ..engine.trainer import ACCELERATORS, PRECISIONS, effective_precision
 
     acc = params.get("accelerator")
     if acc is not None:
@@ -295,7 +218,7 @@ def fit(
     """Train a strategy on your images, evaluate it on a test split and save model + result.json."""
     def body():
         from ..data import load_dataset, stratified_split
-        from ..strategies import get_strategy_class
+        from ..strategies import create_strategy, get_strategy_class
         from ..strategies.base import MissingRoleError
         from ..utils import RunLock
 
@@ -344,7 +267,7 @@ def fit(
         if "progress" in valid:
             params["progress"] = progress
         check_devices(params)
-        model = validate_params(name, params)
+        model = create_strategy(name, **params)
 
         # 2. The work, with OUT locked against a second run writing there at the same time.
         with RunLock(out_dir) if _is_main_process() else contextlib.nullcontext():
@@ -590,10 +513,24 @@ def backbones():
 
 
 @app.command()
-def strategies(family: Optional[str] = typer.Option(None, help="Only this family.")):
-    """List the registered strategies with their family, data roles and summary."""
-    from ..strategies import list_strategies
+def strategies(family: Optional[str] = typer.Option(None, help="Only this family."),
+               params: Optional[str] = typer.Option(None, "--params", metavar="NAME",
+                                                    help="The parameters of strategy NAME: default and what each accepts.")):
+    """List the registered strategies with their family, data roles and summary (or one strategy's parameters)."""
+    from ..strategies import get_strategy_class, list_strategies
 
+    if params is not None:
+        klass = get_strategy_class(params)
+        doc = (klass.__doc__ or "").strip().splitlines()[0] if klass.__doc__ else ""
+        typer.echo(f"{params} ({klass.__name__}, {klass.family}; data roles {', '.join(klass.data_roles)}): {doc}\n"
+                   f"Set them with -p NAME=VALUE or under 'params:' in a recipe.\n")
+        rows = klass.describe_params()
+        width = max(len(r["name"]) for r in rows) + 2
+        dwidth = min(24, max(len(repr(r["default"])) for r in rows)) + 2
+        typer.echo(f"{'parameter':<{width}}{'default':<{dwidth}}accepts")
+        for r in rows:
+            typer.echo(f"{r['name']:<{width}}{repr(r['default']):<{dwidth}}{r['accepts']}")
+        return
     for name, cls in list_strategies(family).items():
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         typer.echo(f"{name:<16} {cls.family:<14} roles={','.join(cls.data_roles):<22} {doc}")

@@ -6,7 +6,7 @@ A *task* (a strategy) supplies:
                                     frozen parameters (requires_grad=False) get no gradient and are
                                     skipped, so unfreezing needs no new optimizer
     ``training_step(batch)``        -> {"loss": scalar tensor, other logged terms}
-    ``validate(loader)``            -> {"val_accuracy": ..., ...}   (optional)
+    ``validation_metrics(loader)``  -> {"val_accuracy": ..., ...}   (optional)
     callback hooks                  ``on_epoch_start(trainer, epoch)`` etc. (optional, see callbacks.py)
 
 Device, precision and multi-process data parallelism come from Lightning Fabric. The trainer adds
@@ -36,6 +36,7 @@ from .memory import batch_length, split_batch
 from .schedules import make_scheduler
 
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "bf16-true", "64-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 _FABRICS: dict = {}
 
 
@@ -225,10 +226,10 @@ class Trainer:
                 skip_batches, rng_state = 0, None
                 epoch_logs = {"epoch": epoch, **{f"train_{k}": v / max(1, count) for k, v in sums.items()},
                               "lr": self.optimizer.param_groups[0]["lr"], "time_s": time.perf_counter() - t0}
-                if val_loader is not None and hasattr(task, "validate"):
+                if val_loader is not None and hasattr(task, "validation_metrics"):
                     task.module.eval()
                     with torch.inference_mode(), fabric.autocast():
-                        epoch_logs.update(task.validate(val_loader))
+                        epoch_logs.update(task.validation_metrics(val_loader))
                 self._call(hooks, "on_epoch_end", self, epoch, epoch_logs)
                 if fabric.device.type == "cpu":
                     release_free_memory()  # back to the OS unless glibc keeps them for the next epoch (see there)

@@ -18,6 +18,7 @@ write its own ``fit``. ``infer`` is the one inference loop and ``_restore_backbo
 from __future__ import annotations
 
 import inspect
+import os
 import time
 import warnings
 from pathlib import Path
@@ -29,9 +30,14 @@ from torch import nn
 
 from ..backbones import Backbone, create_backbone
 from ..data import ImageDataset, ImageTransform, resolve_augment
+from ..data.transforms import AUGMENT_CHOICES
 from ..engine import (EarlyStopping, Trainer, build_optimizer, classification_metrics, infer,
                       make_loader, make_result)
-from ..errors import DataError, TransferkitError, check_range
+from ..engine.optim import OPTIMIZERS
+from ..engine.schedules import SCHEDULES
+from ..engine.trainer import ACCELERATORS, PRECISIONS
+from ..errors import DataError, TransferkitError
+from ..params import BOOL, Interval, Kind, ListOf, Options, check_params, describe
 from ..utils import atomic_path, count_parameters, read_json, seed_everything, write_json
 
 ROLES = {
@@ -71,6 +77,16 @@ def rebuild_backbone(state: dict, **kwargs) -> Backbone:
     return backbone
 
 
+# Constraints (``transferkit.params``) that several strategies' parameters share.
+POSITIVE = Interval(float, 0, None, closed="right")
+NON_NEGATIVE = Interval(float, 0)
+BACKBONE = Kind((str, nn.Module), "a backbone spec (builtin:NAME, timm:NAME, torchvision:NAME, file:PATH) or a "
+                                  "Backbone module")
+INPUT_SIZE = [None, Interval(int, 1), ListOf(Interval(int, 1), length=2)]
+PATH = Kind((str, os.PathLike), "a path")
+SEED = [Interval(int, 0, 2**32 - 1)]
+
+
 class MissingRoleError(TransferkitError):
     """A strategy's ``fit`` needs data roles that were not given; ``missing`` lists them."""
 
@@ -108,13 +124,34 @@ class Strategy(BaseEstimator):
         """The strategy's parameters (those of every ``__init__`` along the MRO), sorted."""
         return cls._get_param_names()
 
-    def check_params(self) -> "Strategy":
-        """Check every parameter without fitting (what ``fit`` checks first); raises naming the bad one."""
-        self._validate_params()
+    @classmethod
+    def parameter_constraints(cls) -> dict:
+        """Every parameter's constraints (``transferkit.params``): each class's ``_parameter_constraints`` along the
+        MRO, mixins included, a subclass's entry replacing its base's."""
+        out = {}
+        for klass in reversed(cls.__mro__):
+            out.update(klass.__dict__.get("_parameter_constraints", {}))
+        return out
+
+    @classmethod
+    def describe_params(cls) -> list[dict]:
+        """One row per parameter: ``name``, ``default`` and ``accepts`` (its constraints in words), sorted by name;
+        what ``transferkit strategies --params NAME`` prints."""
+        constraints, defaults = cls.parameter_constraints(), cls().get_params(deep=False)
+        return [{"name": k, "default": defaults[k], "accepts": describe(constraints.get(k, []))}
+                for k in cls.param_names()]
+
+    def validate(self) -> "Strategy":
+        """Check every parameter against its declared constraints, then the relations between parameters
+        (``_check_combinations``), without fitting; raises one :class:`TransferkitError` naming the first bad
+        parameter, what it accepts and the value given. ``fit`` calls it first; the command line, ``bench`` and the
+        tour call it on every strategy before any work starts. Returns self."""
+        check_params(type(self).__name__, self.parameter_constraints(), self.get_params(deep=False))
+        self._check_combinations()
         return self
 
-    def _validate_params(self):
-        """The per-strategy parameter checks (``check_range``, ``check_choice``); subclasses extend it."""
+    def _check_combinations(self) -> None:
+        """Relations between parameters that no single parameter's constraints state (none by default)."""
 
     @classmethod
     def fit_roles(cls, available: dict) -> dict:
@@ -364,15 +401,18 @@ class NeuralStrategy(Strategy):
         self.checkpoint_dir, self.resume, self.num_workers, self.seed, self.progress = checkpoint_dir, resume, num_workers, seed, progress
         self.channels_last, self.loggers = channels_last, loggers
 
-    # -- building blocks ---------------------------------------------------------------------------
-    def _validate_params(self):
-        owner = type(self).__name__
-        check_range(owner, "epochs", self.epochs, 1)
-        check_range(owner, "batch_size", self.batch_size, 1)
-        check_range(owner, "lr", self.lr, 0, low_open=True)
-        check_range(owner, "label_smoothing", self.label_smoothing, 0, 1)
-        check_range(owner, "val_fraction", self.val_fraction, 0, 0.9)
+    _parameter_constraints = {
+        "backbone": [BACKBONE], "pretrained": [BOOL], "epochs": [Interval(int, 1)], "batch_size": [Interval(int, 1)],
+        "lr": [POSITIVE], "weight_decay": [Interval(float, 0)], "optimizer": [Options(*OPTIMIZERS)],
+        "scheduler": [Options(*SCHEDULES)], "warmup_epochs": [Interval(float, 0)], "grad_clip": [None, POSITIVE],
+        "label_smoothing": [Interval(float, 0, 1)], "augment": [Options(*AUGMENT_CHOICES)], "input_size": INPUT_SIZE,
+        "val_fraction": [Interval(float, 0, 0.9)], "early_stopping": [None, Interval(int, 1)],
+        "precision": [Options(*PRECISIONS)], "accelerator": [Options(*ACCELERATORS)], "devices": [Interval(int, 1)],
+        "checkpoint_dir": [None, PATH], "resume": [BOOL], "num_workers": [Interval(int, 0)], "seed": SEED,
+        "progress": [BOOL], "channels_last": [BOOL], "loggers": [None, ListOf(Options("csv", "tensorboard"))],
+    }
 
+    # -- building blocks ---------------------------------------------------------------------------
     def backbone_kwargs(self) -> dict:
         """Extra keyword arguments of ``create_backbone``, for training and for ``load`` alike."""
         return {}
@@ -449,7 +489,7 @@ class NeuralStrategy(Strategy):
         return self.loader(train, train=True)
 
     def val_loader(self, val: ImageDataset):
-        """The validation loader (what ``validate`` reads); strategies with other targets override this."""
+        """The validation loader (what ``validation_metrics`` reads); strategies with other targets override this."""
         return self.loader(val, train=False)
 
     def make_trainer(self, callbacks=()) -> Trainer:
@@ -472,7 +512,7 @@ class NeuralStrategy(Strategy):
         loss = self.loss(logits, y)
         return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
 
-    def validate(self, loader) -> dict:
+    def validation_metrics(self, loader) -> dict:
         total, correct, loss = 0, 0, 0.0
         device = next(self.module.parameters()).device
         for x, y in loader:
@@ -498,7 +538,7 @@ class NeuralStrategy(Strategy):
 
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
         """Train on labelled ``train`` (and the other declared roles); returns self."""
-        self._validate_params()
+        self.validate()
         labelled = train = self._check_train(train)
         roles = self.check_roles(train, **roles)
         train, val = self._split_val(train, val)

@@ -27,9 +27,10 @@ from torch import nn
 from ..backbones import Backbone, create_backbone
 from ..data import ImageDataset
 from ..engine import Trainer, build_optimizer, extract_features
-from ..errors import check_range
+from ..params import BOOL, STR, Interval
 from ..utils import count_parameters, seed_everything
-from .base import Strategy, rebuild_backbone, warn_if_untrained
+from .base import (BACKBONE, INPUT_SIZE, PATH, SEED, NeuralStrategy, Strategy, rebuild_backbone,
+                   warn_if_untrained)
 
 
 class FrozenFeatureStrategy(Strategy):
@@ -43,6 +44,11 @@ class FrozenFeatureStrategy(Strategy):
     """
 
     untrained_hint = ""  # the end of the warning about a random backbone: what to do instead
+    _parameter_constraints = {
+        "backbone": [BACKBONE], "pretrained": [BOOL], "input_size": INPUT_SIZE, "batch_size": [Interval(int, 1)],
+        "cache": [BOOL, PATH], "device": [None, STR], "num_workers": [Interval(int, 0)], "seed": SEED,
+        "progress": [BOOL],
+    }
 
     def __init__(self, *, backbone="builtin:small-cnn", pretrained: bool = True, input_size=None,
                  batch_size: int = 256, cache=True, device=None, num_workers: int = 0, seed: int = 0,
@@ -50,9 +56,6 @@ class FrozenFeatureStrategy(Strategy):
         self.backbone, self.pretrained, self.input_size = backbone, pretrained, input_size
         self.batch_size, self.cache, self.device, self.num_workers = batch_size, cache, device, num_workers
         self.seed, self.progress = seed, progress
-
-    def _validate_params(self):
-        check_range(type(self).__name__, "batch_size", self.batch_size, 1)
 
     def make_backbone(self) -> Backbone:
         if isinstance(self.backbone, Backbone):
@@ -72,7 +75,7 @@ class FrozenFeatureStrategy(Strategy):
     # -- the one fit ----------------------------------------------------------------------------------------
     def fit(self, train: ImageDataset, val: ImageDataset | None = None, **roles):
         """Extract the features of labelled ``train`` once and fit the model on them; returns self."""
-        self._validate_params()
+        self.validate()
         train = self._check_train(train)
         seed_everything(self.seed)
         t0 = time.perf_counter()
@@ -126,17 +129,14 @@ class HeadTraining:
     :meth:`train_head` with a loader of (features, target) batches; the strategy supplies ``training_step``.
     """
 
+    _parameter_constraints = {k: NeuralStrategy.parameter_constraints()[k] for k in (
+        "epochs", "lr", "weight_decay", "optimizer", "scheduler", "warmup_epochs", "grad_clip")}
+
     def __init__(self, *, epochs: int = 10, lr: float = 1e-3, weight_decay: float = 1e-4, optimizer: str = "adamw",
                  scheduler: str = "cosine", warmup_epochs: float = 0.0, grad_clip: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.epochs, self.lr, self.weight_decay, self.optimizer = epochs, lr, weight_decay, optimizer
         self.scheduler, self.warmup_epochs, self.grad_clip = scheduler, warmup_epochs, grad_clip
-
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_range(owner, "epochs", self.epochs, 1)
-        check_range(owner, "lr", self.lr, 0, low_open=True)
 
     @property
     def module(self) -> nn.Module:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 import importlib
 
-from ..errors import TransferkitError
+from ..errors import TransferkitError, nearest
 
 _REGISTRY: dict[str, type] = {}
 # Every strategy module of this package; each registers its classes on import.
@@ -51,13 +51,19 @@ def get_strategy_class(name: str) -> type:
 
 
 def create_strategy(name: str, **params):
-    """Instantiate a registered strategy; unknown parameters are reported with the valid ones."""
+    """A registered strategy with these parameters, validated (``Strategy.validate``): an unknown name is reported
+    with the nearest valid one, a bad value with what it accepts, before any work. The command line, ``bench`` and
+    the tour build their strategies here."""
     cls = get_strategy_class(name)
     valid = cls.param_names()
-    unknown = sorted(set(params) - set(valid))
+    unknown = [k for k in params if k not in valid]
+    if len(unknown) == 1:
+        raise TransferkitError(f"Unknown parameter {unknown[0]!r} for strategy {name!r}.{nearest(unknown[0], valid)} "
+                               f"Valid: {', '.join(valid)} (see `transferkit strategies --params {name}`).")
     if unknown:
-        raise TransferkitError(f"Unknown parameter(s) {unknown} for strategy {name!r}; valid: {', '.join(valid)}.")
-    return cls(**params)
+        raise TransferkitError(f"Unknown parameters {unknown} for strategy {name!r}. Valid: {', '.join(valid)} "
+                               f"(see `transferkit strategies --params {name}`).")
+    return cls(**params).validate()
 
 
 def list_strategies(family: str | None = None) -> dict[str, type]:

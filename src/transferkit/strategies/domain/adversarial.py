@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from ...data import ImageDataset
 from ...robustness import NORMS, attack_kwargs, pgd, project_to_ball, robust_accuracy, threat_model
-from ...errors import check_choice, check_range
-from ..base import NeuralStrategy
+from ...errors import check_choice
+from ...params import BOOL, DICT, Interval, Options
+from ..base import NON_NEGATIVE, POSITIVE, NeuralStrategy
 from ..registry import register_strategy
 
 
@@ -47,6 +48,12 @@ class AdversarialFineTune(NeuralStrategy):
     family = "domain-shift"
     data_roles = ("train",)
 
+    _parameter_constraints = {
+        "attack": [Options("pgd", "fgsm")], "norm": [Options(*NORMS)], "eps": [NON_NEGATIVE], "steps": [Interval(int, 1)],
+        "step_size": [None, POSITIVE], "adv_ratio": [Interval(float, 0, 1)], "objective": [Options("mixed", "trades")],
+        "beta": [NON_NEGATIVE], "freeze_backbone": [BOOL], "eval_threat": [None, DICT],
+    }
+
     def __init__(self, *, attack: str = "pgd", norm: str = "linf", eps: float = 8 / 255, steps: int = 7,
                  step_size: float | None = None, adv_ratio: float = 1.0, objective: str = "mixed", beta: float = 6.0,
                  freeze_backbone: bool = False, eval_threat: dict | None = None, **kwargs):
@@ -55,18 +62,9 @@ class AdversarialFineTune(NeuralStrategy):
         self.adv_ratio, self.objective, self.beta = adv_ratio, objective, beta
         self.freeze_backbone, self.eval_threat = freeze_backbone, eval_threat
 
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_choice(owner, "attack", self.attack, ("pgd", "fgsm"))
-        check_choice(owner, "norm", self.norm, NORMS)
-        check_choice(owner, "objective", self.objective, ("mixed", "trades"))
-        check_range(owner, "eps", self.eps, 0)
-        check_range(owner, "steps", self.steps, 1)
-        check_range(owner, "adv_ratio", self.adv_ratio, 0, 1)
-        check_range(owner, "beta", self.beta, 0)
-        if self.attack == "fgsm" and self.norm != "linf":
-            check_choice(owner, "norm (with attack='fgsm')", self.norm, ("linf",))
+    def _check_combinations(self) -> None:
+        if self.attack == "fgsm":
+            check_choice(type(self).__name__, "norm (with attack='fgsm')", self.norm, ("linf",))
 
     def setup(self, train: ImageDataset, **roles) -> None:
         if self.freeze_backbone:

@@ -29,8 +29,9 @@ from torch import nn
 from ...data import ImageDataset
 from ...data.domains import align_classes
 from ...engine import EarlyStopping, PairedLoader, proxy_a_distance
-from ...errors import DataError, TransferkitError, check_choice, check_range
-from ..base import NeuralStrategy
+from ...errors import DataError, TransferkitError
+from ...params import BOOL, Interval, Options
+from ..base import NON_NEGATIVE, NeuralStrategy
 from .validators import SELECTIONS, embedding_map, entropy_score, im_score, snd_score
 
 
@@ -73,6 +74,12 @@ class DomainAdaptation(NeuralStrategy):
     family = "domain-shift"
     data_roles = ("train", "target")
 
+    _parameter_constraints = {
+        "trade_off": [NON_NEGATIVE], "bottleneck_dim": [None, Interval(int, 1)], "backbone_lr_scale": [NON_NEGATIVE],
+        "selection": [Options(*SELECTIONS)], "selection_patience": [None, Interval(int, 1)],
+        "selection_samples": [Interval(int, 2)], "diagnostics": [BOOL],
+    }
+
     def __init__(self, *, trade_off: float = 1.0, bottleneck_dim: int | None = None, backbone_lr_scale: float = 1.0,
                  selection: str = "im", selection_patience: int | None = None, selection_samples: int = 1000,
                  diagnostics: bool = True, **kwargs):
@@ -82,15 +89,6 @@ class DomainAdaptation(NeuralStrategy):
         self.selection_samples, self.diagnostics = selection_samples, diagnostics
 
     # -- parameters and model --------------------------------------------------------------------------
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_range(owner, "trade_off", self.trade_off, 0)
-        check_range(owner, "backbone_lr_scale", self.backbone_lr_scale, 0)
-        check_choice(owner, "selection", self.selection, SELECTIONS)
-        check_range(owner, "selection_samples", self.selection_samples, 2)
-        if self.bottleneck_dim is not None:
-            check_range(owner, "bottleneck_dim", self.bottleneck_dim, 1)
 
     def build_model(self, backbone, num_classes: int) -> nn.Module:
         return DAModel(backbone, num_classes, self.bottleneck_dim)

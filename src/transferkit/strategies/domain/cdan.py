@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...params import BOOL, Interval
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .base import DomainAdaptation
 from .losses import DomainDiscriminator, MultilinearMap, ganin_lambda, grad_reverse
@@ -25,6 +27,11 @@ class CDAN(DomainAdaptation):
     """
 
     name = "cdan"
+
+    _parameter_constraints = {
+        "entropy_conditioning": [BOOL], "hidden_dim": [Interval(int, 1)], "randomized_dim": [Interval(int, 1)],
+        "gamma": [POSITIVE],
+    }
 
     def __init__(self, *, entropy_conditioning: bool = True, hidden_dim: int = 1024, randomized_dim: int = 1024,
                  gamma: float = 10.0, **kwargs):

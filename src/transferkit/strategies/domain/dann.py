@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...params import Interval
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .base import DomainAdaptation
 from .losses import DomainDiscriminator, ganin_lambda, grad_reverse
@@ -23,6 +25,10 @@ class DANN(DomainAdaptation):
     """
 
     name = "dann"
+
+    _parameter_constraints = {
+        "hidden_dim": [Interval(int, 1)], "gamma": [POSITIVE],
+    }
 
     def __init__(self, *, hidden_dim: int = 1024, gamma: float = 10.0, **kwargs):
         super().__init__(**kwargs)

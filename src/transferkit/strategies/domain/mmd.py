@@ -1,6 +1,8 @@
 """DAN: multi-kernel MMD between source and target embeddings (see ``base``)."""
 from __future__ import annotations
 
+from ...params import ListOf
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .base import DomainAdaptation
 from .losses import mk_mmd
@@ -20,6 +22,10 @@ class MMD(DomainAdaptation):
     """
 
     name = "mmd"
+
+    _parameter_constraints = {
+        "kernel_multipliers": [ListOf(POSITIVE, min_length=1)],
+    }
 
     def __init__(self, *, kernel_multipliers=(0.25, 0.5, 1.0, 2.0, 4.0), **kwargs):
         super().__init__(**kwargs)

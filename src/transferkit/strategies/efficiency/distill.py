@@ -17,9 +17,10 @@ from torch.nn import functional as F
 from ...data import ImageDataset, ImageTransform
 from ...data.targets import WithTargets
 from ...engine import infer, make_loader
-from ...errors import DataError, TransferkitError, check_range
+from ...errors import DataError, TransferkitError
+from ...params import BOOL, Interval, Kind
 from ...utils import count_parameters
-from ..base import NeuralStrategy, Strategy
+from ..base import NON_NEGATIVE, PATH, POSITIVE, NeuralStrategy, Strategy
 from ..registry import register_strategy
 
 
@@ -138,6 +139,12 @@ class Distill(NeuralStrategy):
     family = "efficiency"
     data_roles = ("train", "teacher")
 
+    _parameter_constraints = {
+        "teacher": [None, PATH, Kind((Strategy, nn.Module), "a fitted strategy or an nn.Module")],
+        "temperature": [POSITIVE], "alpha": [Interval(float, 0, 1)], "feature_weight": [NON_NEGATIVE],
+        "cache_teacher": [BOOL],
+    }
+
     def __init__(self, *, teacher=None, temperature: float = 4.0, alpha: float = 0.9, feature_weight: float = 0.0,
                  cache_teacher: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -151,12 +158,6 @@ class Distill(NeuralStrategy):
         elif isinstance(self.teacher, Path):
             out["teacher"] = str(self.teacher)
         return out
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_range("Distill", "temperature", self.temperature, 0, low_open=True)
-        check_range("Distill", "alpha", self.alpha, 0, 1)
-        check_range("Distill", "feature_weight", self.feature_weight, 0)
 
     def check_roles(self, train: ImageDataset, teacher=None, **roles) -> dict:
         """The teacher (this role or the ``teacher`` parameter), loaded and checked against the classes."""

@@ -13,7 +13,9 @@ import warnings
 import numpy as np
 
 from ...data import ImageDataset
-from ...errors import TransferkitError, check_choice, check_range
+from ...errors import TransferkitError
+from ...params import BOOL, DICT, STR, Interval, ListOf, Options
+from ..base import POSITIVE
 from ..frozen import FrozenFeatureStrategy
 from ..registry import register_strategy
 from .classifiers import _GRID_KEY, CLASSIFIERS, make_estimator, search_grid
@@ -63,6 +65,12 @@ class FeatureExtraction(FrozenFeatureStrategy):
     name = "features"
     family = "reuse-weights"
 
+    _parameter_constraints = {
+        "classifier": [Options(*CLASSIFIERS)], "layer": [None, Interval(int), STR], "standardize": [BOOL],
+        "param_grid": [None, POSITIVE, STR, ListOf(POSITIVE, min_length=1), DICT], "cv": [Interval(int, 2)],
+        "n_jobs": [None, Interval(int, 1), Options(-1)],
+    }
+
     def __init__(self, *, classifier: str = "logreg", layer=None, standardize: bool = True, param_grid=None,
                  cv: int = 5, n_jobs: int = 1, **kwargs):
         super().__init__(**kwargs)
@@ -70,14 +78,6 @@ class FeatureExtraction(FrozenFeatureStrategy):
         self.cv, self.n_jobs = cv, n_jobs
 
     # -- pieces -------------------------------------------------------------------------------------
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_choice(owner, "classifier", self.classifier, CLASSIFIERS)
-        check_range(owner, "cv", self.cv, 2)
-        self._layer = self.layer
-        if isinstance(self.layer, str) and self.layer.strip().lstrip("-").isdigit():
-            self._layer = int(self.layer)  # from the command line
 
     def _estimator_at(self, value=None):
         return make_estimator(self.classifier, value, standardize=self.standardize, seed=self.seed)
@@ -94,7 +94,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
     def features(self, data: ImageDataset) -> np.ndarray:
         """Embeddings (N, D) of ``data`` from the frozen backbone at ``layer`` (cached)."""
         try:
-            return self.extract(data, layer=getattr(self, "_layer", self.layer))
+            return self.extract(data, layer=self.layer)
         except (IndexError, AttributeError) as e:
             raise TransferkitError(f"The 'layer' parameter of {type(self).__name__} must be a stage index or a module "
                                    f"name of {self.backbone_.spec}; got {self.layer!r} ({e}).") from None
@@ -188,7 +188,6 @@ class FeatureExtraction(FrozenFeatureStrategy):
         return t
 
     def _restore(self, state: dict, tensors: dict) -> None:
-        self._validate_params()
         super()._restore(state, tensors)
         self.best_params_, self.cv_results_ = state["best_params"], state["cv_results"]
         self.n_features_ = int(state["n_features"])

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ...errors import check_choice, check_range
-from ..base import NeuralStrategy
+from ...params import DICT, STR, Interval, ListOf, Options
+from ..base import NON_NEGATIVE, POSITIVE, NeuralStrategy
 from ..registry import register_strategy
 from .layers import BN_POLICIES, ReuseClassifier, backbone_groups, explicit_multipliers, norm_layers
 
@@ -91,6 +91,13 @@ class FineTune(NeuralStrategy):
     splittable_batches = True
     family = "reuse-weights"
 
+    _parameter_constraints = {
+        "lr_decay": [Interval(float, 0, 1, closed="right")], "group_lr_mults": [None, STR, ListOf(NON_NEGATIVE), DICT],
+        "head_lr_mult": [POSITIVE], "backbone_lr_mult": [None, NON_NEGATIVE], "lp_epochs": [None, Interval(int, 0, "epochs")],
+        "l2sp_alpha": [NON_NEGATIVE], "l2sp_beta": [NON_NEGATIVE], "mixup_alpha": [NON_NEGATIVE],
+        "cutmix_alpha": [NON_NEGATIVE], "bn_policy": [Options(*BN_POLICIES)],
+    }
+
     def __init__(self, *, lr_decay: float = 1.0, group_lr_mults=None, head_lr_mult: float = 1.0,
                  backbone_lr_mult: float | None = None, lp_epochs: int | None = None, l2sp_alpha: float = 0.0,
                  l2sp_beta: float = 0.01, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, bn_policy: str = "auto",
@@ -102,20 +109,6 @@ class FineTune(NeuralStrategy):
         self.mixup_alpha, self.cutmix_alpha, self.bn_policy = mixup_alpha, cutmix_alpha, bn_policy
 
     # -- parameters ------------------------------------------------------------------------------
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_range(owner, "lr_decay", self.lr_decay, 0, 1, low_open=True)
-        check_range(owner, "head_lr_mult", self.head_lr_mult, 0, low_open=True)
-        if self.lp_epochs is not None:
-            check_range(owner, "lp_epochs", self.lp_epochs, 0, self.epochs)
-        if self.backbone_lr_mult is not None:
-            check_range(owner, "backbone_lr_mult", self.backbone_lr_mult, 0)
-        check_range(owner, "l2sp_alpha", self.l2sp_alpha, 0)
-        check_range(owner, "l2sp_beta", self.l2sp_beta, 0)
-        check_range(owner, "mixup_alpha", self.mixup_alpha, 0)
-        check_range(owner, "cutmix_alpha", self.cutmix_alpha, 0)
-        check_choice(owner, "bn_policy", self.bn_policy, BN_POLICIES)
 
     def build_model(self, backbone, num_classes: int) -> nn.Module:
         return ReuseClassifier(backbone, num_classes)

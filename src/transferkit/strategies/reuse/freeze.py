@@ -7,7 +7,8 @@ unfreezing a group only flips the flag and the per-group learning rates and the 
 """
 from __future__ import annotations
 
-from ...errors import TransferkitError, check_range
+from ...errors import TransferkitError
+from ...params import Interval, Options
 from .finetune import FineTune
 from ..registry import register_strategy
 
@@ -53,29 +54,18 @@ class FreezeTune(FineTune):
     name = "freeze"
     family = "reuse-weights"
 
+    _parameter_constraints = {
+        "freeze": [Options(*FREEZE_CHOICES), Interval(int, 0)], "unfreeze_every": [None, Interval(int, 1)],
+        "freeze_min": [Interval(int, 0)],
+    }
+
     def __init__(self, *, freeze="all-but-head", unfreeze_every: int | None = None, freeze_min: int = 0,
                  bn_policy: str = "eval", backbone_lr_mult: float | None = 1.0, **kwargs):
         super().__init__(bn_policy=bn_policy, backbone_lr_mult=backbone_lr_mult, **kwargs)
         self.freeze, self.unfreeze_every, self.freeze_min = freeze, unfreeze_every, freeze_min
 
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        f = self.freeze
-        if isinstance(f, str) and f.strip().lstrip("-").isdigit():
-            f = int(f)  # from the command line
-        if isinstance(f, bool) or not isinstance(f, (int, str)) or (isinstance(f, str) and f not in FREEZE_CHOICES):
-            raise TransferkitError(f"The 'freeze' parameter of {owner} must be one of {set(FREEZE_CHOICES)} or a number "
-                                   f"of layer groups K >= 0; got {self.freeze!r}.")
-        if isinstance(f, int):
-            check_range(owner, "freeze", f, 0)
-        self._freeze = f
-        if self.unfreeze_every is not None:
-            check_range(owner, "unfreeze_every", self.unfreeze_every, 1)
-        check_range(owner, "freeze_min", self.freeze_min, 0)
-
     def frozen_at_start(self, n_groups: int) -> int:
-        f = getattr(self, "_freeze", self.freeze)
+        f = self.freeze
         if f == "all-but-head":
             return n_groups
         if f == "none":

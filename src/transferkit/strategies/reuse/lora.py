@@ -11,8 +11,9 @@ import re
 from torch import nn
 
 from ...backbones import Backbone
-from ...errors import TransferkitError, check_range
-from ..base import Classifier, NeuralStrategy
+from ...errors import TransferkitError
+from ...params import DICT, STR, Interval, ListOf
+from ..base import POSITIVE, Classifier, NeuralStrategy
 from ..registry import register_strategy
 
 
@@ -63,18 +64,16 @@ class LoRA(NeuralStrategy):
     splittable_batches = True
     family = "reuse-weights"
 
+    _parameter_constraints = {
+        "r": [Interval(int, 1)], "lora_alpha": [POSITIVE], "lora_dropout": [Interval(float, 0, 1)],
+        "target_modules": [STR, ListOf(STR, min_length=1)], "model_kwargs": [None, DICT],
+    }
+
     def __init__(self, *, r: int = 8, lora_alpha: float = 16, lora_dropout: float = 0.1, target_modules="auto",
                  model_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.r, self.lora_alpha, self.lora_dropout = r, lora_alpha, lora_dropout
         self.target_modules, self.model_kwargs = target_modules, model_kwargs
-
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_range(owner, "r", self.r, 1)
-        check_range(owner, "lora_alpha", self.lora_alpha, 0, low_open=True)
-        check_range(owner, "lora_dropout", self.lora_dropout, 0, 1)
 
     def backbone_kwargs(self) -> dict:
         return dict(self.model_kwargs or {})

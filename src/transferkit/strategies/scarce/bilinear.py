@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...engine import make_loader
-from ...errors import check_choice, check_range
+from ...params import Options
+from ..base import NON_NEGATIVE, POSITIVE
 from ..registry import register_strategy
 from .zeroshot import _FeatureZeroShot
 
@@ -39,15 +40,14 @@ class BilinearZSL(_FeatureZeroShot):
 
     name = "bilinear-zsl"
 
+    _parameter_constraints = {
+        "loss": [Options("softmax", "ranking")], "margin": [NON_NEGATIVE], "temperature": [POSITIVE],
+    }
+
     def __init__(self, *, loss: str = "softmax", margin: float = 0.1, temperature: float = 10.0, batch_size: int = 64,
                  **kwargs):
         super().__init__(batch_size=batch_size, **kwargs)
         self.loss, self.margin, self.temperature = loss, margin, temperature
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice("BilinearZSL", "loss", self.loss, ("softmax", "ranking"))
-        check_range("BilinearZSL", "temperature", self.temperature, 0, low_open=True)
 
     def _phi(self) -> torch.Tensor:
         s = torch.as_tensor(self.signatures_, dtype=torch.float32)

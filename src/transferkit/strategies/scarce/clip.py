@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ...backbones.encoders import load_open_clip
 from ...data import ImageDataset
 from ...errors import DataError, TransferkitError
+from ...params import BOOL, STR, Interval, ListOf
 from ..base import Strategy
 from ..registry import register_strategy
 from .semantics import resolve_semantics
@@ -53,6 +54,12 @@ class ClipZeroShot(_ZeroShotMixin, Strategy):
 
     name = "clip-zeroshot"
     data_roles = ("semantics",)
+
+    _parameter_constraints = {
+        "model": [STR], "pretrained": [None, STR], "templates": [None, ListOf(STR, min_length=1)],
+        "use_descriptions": [BOOL], "calibration": [Interval(float)], "batch_size": [Interval(int, 1)],
+        "device": [None, STR], "num_workers": [Interval(int, 0)],
+    }
 
     def __init__(self, *, model: str = "ViT-B-32", pretrained: str | None = "openai", templates=None,
                  use_descriptions: bool = False, calibration: float = 0.0, batch_size: int = 64,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...errors import check_choice, check_range
+from ...params import Interval, Options
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .zeroshot import FrozenZeroShot
 
@@ -34,14 +35,13 @@ class DAP(FrozenZeroShot):
 
     name = "dap"
 
+    _parameter_constraints = {
+        "semantic": [Options("attributes")], "C": [POSITIVE], "threshold": [Interval(float, 0, 1)],
+    }
+
     def __init__(self, *, C: float = 1.0, threshold: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.C, self.threshold = C, threshold
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice("DAP", "semantic", self.semantic, ("attributes",))
-        check_range("DAP", "C", self.C, 0, low_open=True)
 
     def _fit_features(self, X, y):
         from sklearn.linear_model import LogisticRegression

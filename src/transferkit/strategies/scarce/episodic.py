@@ -39,11 +39,15 @@ from ...data import ImageDataset
 from ...data.episodes import as_images, sample_episodes, support_set
 from ...engine import extract_features, infer, mean_confidence_interval
 from ...errors import TransferkitError
+from ...params import Interval
 from ..base import NeuralStrategy
 from ..frozen import FrozenFeatureStrategy
 
 
 METRICS = ("euclidean", "cosine")
+# The training episodes of ProtoNet and MAML: n_way classes, k_shot support and q_queries query images each.
+EPISODE_CONSTRAINTS = {"n_way": [Interval(int, 2)], "k_shot": [Interval(int, 1)], "q_queries": [Interval(int, 1)],
+                       "episodes_per_epoch": [Interval(int, 1)]}
 
 
 # -- episodes ----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...errors import check_range
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .zeroshot import FrozenZeroShot
 
@@ -42,14 +42,13 @@ class ESZSL(FrozenZeroShot):
 
     name = "eszsl"
 
+    _parameter_constraints = {
+        "gamma": [POSITIVE], "lam": [POSITIVE],
+    }
+
     def __init__(self, *, gamma: float = 1.0, lam: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.gamma, self.lam = gamma, lam
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_range("ESZSL", "gamma", self.gamma, 0, low_open=True)
-        check_range("ESZSL", "lam", self.lam, 0, low_open=True)
 
     def _fit_features(self, X, y):
         seen_idx = [self.classes_.index(c) for c in self.seen_classes_]

@@ -12,10 +12,11 @@ from ...backbones import Backbone
 from ...data import ImageDataset
 from ...data.episodes import (EpisodeLoader, as_images, episode_images, sample_episodes,
                              support_set)
-from ...errors import DataError, TransferkitError, check_range
-from ..base import Classifier
+from ...errors import DataError, TransferkitError
+from ...params import BOOL, Interval
+from ..base import POSITIVE, Classifier
 from ..registry import register_strategy
-from .episodic import _FewShot, _episode_groups, _summary
+from .episodic import EPISODE_CONSTRAINTS, _FewShot, _episode_groups, _summary
 
 
 # -- MAML ----------------------------------------------------------------------------------------------
@@ -56,6 +57,11 @@ class MAML(_FewShot):
     name = "maml"
     data_roles = ("train",)
 
+    _parameter_constraints = {
+        **EPISODE_CONSTRAINTS, "inner_steps": [Interval(int, 1)], "test_inner_steps": [Interval(int, 1)],
+        "inner_lr": [POSITIVE], "first_order": [BOOL], "meta_batch": [Interval(int, 1)],
+    }
+
     def __init__(self, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes_per_epoch: int = 100,
                  inner_steps: int = 5, test_inner_steps: int = 10, inner_lr: float = 0.01, first_order: bool = False,
                  meta_batch: int = 4, **kwargs):
@@ -63,15 +69,6 @@ class MAML(_FewShot):
         self.n_way, self.k_shot, self.q_queries, self.episodes_per_epoch = n_way, k_shot, q_queries, episodes_per_epoch
         self.inner_steps, self.test_inner_steps, self.inner_lr = inner_steps, test_inner_steps, inner_lr
         self.first_order, self.meta_batch = first_order, meta_batch
-
-    def _validate_params(self):
-        super()._validate_params()
-        owner = type(self).__name__
-        check_range(owner, "inner_steps", self.inner_steps, 1)
-        check_range(owner, "test_inner_steps", self.test_inner_steps, 1)
-        check_range(owner, "inner_lr", self.inner_lr, 0, low_open=True)
-        check_range(owner, "meta_batch", self.meta_batch, 1)
-        check_range(owner, "n_way", self.n_way, 2)
 
     def build_model(self, backbone: Backbone, num_classes: int) -> nn.Module:
         return Classifier(backbone, self.n_way)
@@ -167,7 +164,7 @@ class MAML(_FewShot):
             accs.append(float((self._episode_predict(sx, sy, qx, n_way).argmax(1) == qy).float().mean()))
         return _summary(np.asarray(accs), n_way, k_shot, q_queries, time.perf_counter() - t0)
 
-    def validate(self, loader) -> dict:
+    def validation_metrics(self, loader) -> dict:
         xs, ys = zip(*[(x, y) for x, y in loader])
         x, y = torch.cat(xs), torch.cat(ys).cpu().numpy()
         ep = sample_episodes(y, n_way=self.n_way, k_shot=self.k_shot, q_queries=self.q_queries, episodes=20, seed=self.seed)

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ...engine.heads import fit_episode_heads
-from ...errors import check_range
+from ...params import BOOL, Interval
+from ..base import POSITIVE
 from ..registry import register_strategy
 from .episodic import _FrozenBaseline
 
@@ -28,13 +29,13 @@ class SupportLinearProbe(_FrozenBaseline):
 
     name = "support-linear-probe"
 
+    _parameter_constraints = {
+        "C": [POSITIVE],
+    }
+
     def __init__(self, *, C: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.C = C
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_range("SupportLinearProbe", "C", self.C, 0, low_open=True)
 
     def _transform_features(self, f):
         return F.normalize(f, dim=-1)
@@ -69,14 +70,13 @@ class SupportFineTuneHead(_FrozenBaseline):
 
     name = "support-finetune-head"
 
+    _parameter_constraints = {
+        "head_steps": [Interval(int, 1)], "head_lr": [POSITIVE], "cosine": [BOOL],
+    }
+
     def __init__(self, *, head_steps: int = 100, head_lr: float = 0.01, cosine: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.head_steps, self.head_lr, self.cosine = head_steps, head_lr, cosine
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_range("SupportFineTuneHead", "head_steps", self.head_steps, 1)
-        check_range("SupportFineTuneHead", "head_lr", self.head_lr, 0, low_open=True)
 
     def _transform_features(self, f):
         return F.normalize(f, dim=-1)

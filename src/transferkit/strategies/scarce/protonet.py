@@ -9,9 +9,10 @@ from ...backbones import Backbone
 from ...data import ImageDataset
 from ...data.episodes import EpisodeLoader
 from ...engine import infer
-from ...errors import check_choice, check_range
+from ...params import Options
+from ..base import POSITIVE
 from ..registry import register_strategy
-from .episodic import METRICS, _FewShot, episodic_accuracy, prototype_logits, prototypes
+from .episodic import EPISODE_CONSTRAINTS, METRICS, _FewShot, episodic_accuracy, prototype_logits, prototypes
 
 
 # -- Prototypical Networks -----------------------------------------------------------------------------
@@ -42,17 +43,15 @@ class ProtoNet(_FewShot):
     name = "protonet"
     data_roles = ("train",)
 
+    _parameter_constraints = {
+        **EPISODE_CONSTRAINTS, "metric": [Options(*METRICS)], "temperature": [POSITIVE],
+    }
+
     def __init__(self, *, n_way: int = 5, k_shot: int = 5, q_queries: int = 15, episodes_per_epoch: int = 100,
                  metric: str = "euclidean", temperature: float = 10.0, **kwargs):
         super().__init__(**kwargs)
         self.n_way, self.k_shot, self.q_queries = n_way, k_shot, q_queries
         self.episodes_per_epoch, self.metric, self.temperature = episodes_per_epoch, metric, temperature
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice(type(self).__name__, "metric", self.metric, METRICS)
-        check_range(type(self).__name__, "episodes_per_epoch", self.episodes_per_epoch, 1)
-        check_range(type(self).__name__, "temperature", self.temperature, 0, low_open=True)
 
     def build_model(self, backbone: Backbone, num_classes: int) -> nn.Module:
         return backbone  # the embedding network is the whole model
@@ -81,7 +80,7 @@ class ProtoNet(_FewShot):
             accs.append((logits.argmax(1) == qy[t]).float().mean())
         return {"loss": torch.stack(losses).mean(), "acc": torch.stack(accs).mean()}
 
-    def validate(self, loader) -> dict:
+    def validation_metrics(self, loader) -> dict:
         """Episodic accuracy (100 episodes) on validation images (their classes should be disjoint)."""
         feats, labels = infer(loader, self.model_, device=next(self.model_.parameters()).device, targets=True)
         r = episodic_accuracy(feats, labels.numpy(), self._scores, n_way=self.n_way,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ...errors import check_choice
+from ...params import Options
 from ..registry import register_strategy
 from .episodic import _FrozenBaseline, prototype_logits, prototypes
 
@@ -31,13 +31,13 @@ class SimpleShot(_FrozenBaseline):
 
     name = "simpleshot"
 
+    _parameter_constraints = {
+        "normalize": [Options("cl2n", "l2", "none")],
+    }
+
     def __init__(self, *, normalize: str = "cl2n", **kwargs):
         super().__init__(**kwargs)
         self.normalize = normalize
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice("SimpleShot", "normalize", self.normalize, ("cl2n", "l2", "none"))
 
     def _transform_features(self, f):
         if self.normalize == "cl2n" and hasattr(self, "base_mean_"):

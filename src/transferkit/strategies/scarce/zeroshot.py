@@ -32,6 +32,8 @@ import torch
 
 from ...data import ImageDataset
 from ...errors import DataError, check_choice
+from ...params import Interval, Options
+from ..base import PATH
 from ..frozen import FrozenFeatureStrategy, HeadTraining, backbone_state, backbone_tensors, restore_backbone
 from .semantics import embed_descriptions, resolve_semantics
 
@@ -139,13 +141,13 @@ class _SemanticFeatures(_ZeroShotMixin):
     """Class signatures from the semantics and L2-normalised frozen features: what the zero-shot strategies on a
     frozen backbone share, whether they fit in closed form (DAP, ESZSL) or train a map (BilinearZSL)."""
 
+    _parameter_constraints = {
+        "semantic": [Options("attributes", "text")], "text_encoder": [None, PATH], "calibration": [Interval(float)],
+    }
+
     def __init__(self, *, semantic: str = "attributes", text_encoder=None, calibration: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.semantic, self.text_encoder, self.calibration = semantic, text_encoder, calibration
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice(type(self).__name__, "semantic", self.semantic, ("attributes", "text"))
 
     def class_embeddings(self, sem: dict) -> np.ndarray:
         """(n_classes, M) class signatures: attribute rows, or sentence embeddings of the descriptions."""

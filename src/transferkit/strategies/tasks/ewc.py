@@ -7,7 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...data import ImageDataset
-from ...errors import check_range
+from ...params import Interval
+from ..base import NON_NEGATIVE
 from ..registry import register_strategy
 from .sequential import SequentialFineTune
 
@@ -34,14 +35,13 @@ class EWC(SequentialFineTune):
 
     name = "ewc"
 
+    _parameter_constraints = {
+        "ewc_lambda": [NON_NEGATIVE], "fisher_samples": [Interval(int, 1)],
+    }
+
     def __init__(self, *, ewc_lambda: float = 100.0, fisher_samples: int = 256, **kwargs):
         super().__init__(**kwargs)
         self.ewc_lambda, self.fisher_samples = ewc_lambda, fisher_samples
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_range("EWC", "ewc_lambda", self.ewc_lambda, 0)
-        check_range("EWC", "fisher_samples", self.fisher_samples, 1)
 
     def _shared(self):
         return [(n, p) for n, p in self.model_.backbone.named_parameters()]

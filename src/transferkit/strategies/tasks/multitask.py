@@ -17,8 +17,9 @@ from torch import nn
 from ...data import ImageDataset
 from ...data.targets import WithTargets
 from ...engine import infer, make_loader
-from ...errors import TransferkitError, check_choice, check_range
-from ..base import NeuralStrategy
+from ...errors import TransferkitError
+from ...params import DICT, STR, ListOf, Options
+from ..base import NON_NEGATIVE, NeuralStrategy
 from ..registry import register_strategy
 from .columns import decode, encode_targets, resolve_tasks, task_metrics
 from .weighting import WEIGHTINGS, LossWeighting, gradnorm_loss, masked_task_loss, multitask_gain
@@ -72,6 +73,11 @@ class MultiTask(NeuralStrategy):
     name = "multitask"
     family = "many-tasks"
     data_roles = ("train",)
+
+    _parameter_constraints = {
+        "tasks": [None, ListOf(STR, min_length=1), DICT], "weighting": [Options(*WEIGHTINGS)],
+        "gradnorm_alpha": [NON_NEGATIVE],
+    }
 
     def __init__(self, *, tasks=None, weighting: str = "equal", gradnorm_alpha: float = 1.5, **kwargs):
         super().__init__(**kwargs)
@@ -144,7 +150,7 @@ class MultiTask(NeuralStrategy):
                 w.clamp_(min=1e-3)
                 w.mul_(len(w) / w.sum())
 
-    def validate(self, loader) -> dict:
+    def validation_metrics(self, loader) -> dict:
         metrics = self._evaluate_loader(loader)
         main = next((m for m in metrics.values() if "accuracy" in m), None)
         out = {f"val_{k}_{n}": v for n, m in metrics.items() for k, v in m.items() if k in ("accuracy", "mae")}
@@ -152,10 +158,6 @@ class MultiTask(NeuralStrategy):
         return out
 
     # -- the lifecycle's hooks -----------------------------------------------------------------------------
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice("MultiTask", "weighting", self.weighting, WEIGHTINGS)
-        check_range("MultiTask", "gradnorm_alpha", self.gradnorm_alpha, 0)
 
     def _check_train(self, train: ImageDataset) -> ImageDataset:
         """Every image, labelled or not in the main column: each task's loss is masked to its own labelled rows."""

@@ -16,7 +16,8 @@ import copy
 import torch
 from torch import nn
 
-from ...errors import check_choice, check_range
+from ...params import Interval, Options
+from ..base import NON_NEGATIVE
 from ..registry import register_strategy
 from .sequence import TaskSequenceStrategy
 
@@ -129,16 +130,15 @@ class ProgressiveNetworks(TaskSequenceStrategy):
 
     name = "progressive"
 
+    _parameter_constraints = {
+        "column_init": [Options("pretrained", "random")], "lateral_reduction": [Interval(int, 1)],
+        "lateral_scale": [NON_NEGATIVE],
+    }
+
     def __init__(self, *, column_init: str = "pretrained", lateral_reduction: int = 4, lateral_scale: float = 0.1,
                  **kwargs):
         super().__init__(**kwargs)
         self.column_init, self.lateral_reduction, self.lateral_scale = column_init, lateral_reduction, lateral_scale
-
-    def _validate_params(self):
-        super()._validate_params()
-        check_choice("ProgressiveNetworks", "column_init", self.column_init, ("pretrained", "random"))
-        check_range("ProgressiveNetworks", "lateral_reduction", self.lateral_reduction, 1)
-        check_range("ProgressiveNetworks", "lateral_scale", self.lateral_scale, 0)
 
     def _new_model(self):
         self._stages = self.backbone_.stage_modules()  # raises with a clear message for other backbones

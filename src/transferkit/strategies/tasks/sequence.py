@@ -84,7 +84,7 @@ class TaskSequenceStrategy(NeuralStrategy):
 
     def partial_fit(self, task: ImageDataset, **roles):
         """Learn one more task (its own head, task id = its position); earlier tasks' state is kept."""
-        self._validate_params()
+        self.validate()
         task = self._check_tasks([task], "task")[0]
         self._record_data(task)
         self.augment_ = resolve_augment(self.augment, task)

@@ -16,7 +16,7 @@ from transferkit.data import k_per_class, load_fashion_mnist
 from transferkit.data import task_sequence
 from transferkit.data.fashion_tasks import add_fashion_tasks
 from transferkit.strategies.tasks.ewc import EWC
-from transferkit.strategies.tasks.sequence import compare_continual
+from transferkit.strategies.tasks.protocol import compare_continual
 from transferkit.strategies.tasks.sequential import SequentialFineTune
 from transferkit.strategies.tasks.multitask import MultiTask
 from transferkit.strategies.tasks.progressive import ProgressiveNetworks
@@ -53,7 +53,7 @@ def main():
                 rep = mt.compare_single_task(train, mt_test)
                 single = rep["single_task"]
             else:
-                from transferkit.strategies.tasks.multitask import multitask_gain
+                from transferkit.strategies.tasks.weighting import multitask_gain
                 multi = mt.evaluate(mt_test)["tasks"]
                 key = {"label": "accuracy", "category": "accuracy", "sleeves": "accuracy", "ink": "mae"}
                 rep = {"multi_task": multi, "single_task": single, "metric": key, "task_weights": mt.task_weights_,

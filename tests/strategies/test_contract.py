@@ -81,6 +81,16 @@ def test_a_strategy_lives_in_its_familys_package(name):
     assert parts[2] == FAMILY_PACKAGES[cls.family], f"{name}: family {cls.family!r} in package {parts[2]!r}"
 
 
+def test_the_strategies_package_is_the_bases_and_the_five_families():
+    """No module besides the bases and the registry sits beside the family packages (the old flat paths are gone)."""
+    import transferkit.strategies as pkg
+    from pathlib import Path
+
+    root = Path(pkg.__file__).parent
+    assert {p.stem for p in root.glob("*.py")} == {"__init__", "base", "frozen", "registry"}
+    assert {p.name for p in root.iterdir() if (p / "__init__.py").exists()} == set(FAMILY_PACKAGES.values())
+
+
 # Frozen-feature strategies never take a gradient step on the backbone (issue 27 stage G): no training knobs.
 FROZEN_FEATURE = ("features", "dap", "eszsl", "simpleshot", "support-linear-probe", "support-finetune-head")
 TRAINING_KNOBS = {"epochs", "lr", "scheduler", "grad_clip", "augment", "optimizer", "weight_decay", "warmup_epochs"}

@@ -8,7 +8,8 @@ from torch.nn import functional as F
 
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
-from transferkit.strategies.efficiency.distill import Distill, distillation_report, kd_loss
+from transferkit.strategies.efficiency.distill import Distill, kd_loss
+from transferkit.strategies.efficiency.report import distillation_report
 from transferkit.strategies.reuse.finetune import FineTune
 
 

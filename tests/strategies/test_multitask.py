@@ -13,7 +13,8 @@ from transferkit.data import task_sequence
 from transferkit.data.fashion_tasks import add_fashion_tasks, fashion_task_columns
 from transferkit.errors import DataError, TransferkitError
 from transferkit.strategies import Strategy, create_strategy
-from transferkit.strategies.tasks.multitask import MultiTask, masked_task_loss, multitask_gain
+from transferkit.strategies.tasks.multitask import MultiTask
+from transferkit.strategies.tasks.weighting import masked_task_loss, multitask_gain
 
 
 

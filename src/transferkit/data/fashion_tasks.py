@@ -26,7 +26,6 @@ import numpy as np
 from ..errors import DataError
 from .dataset import ImageDataset
 from .loaders import FASHION_CLASSES
-from .splits import task_sequence  # noqa: F401  (the old path, re-exported)
 
 FASHION_SUPERCATEGORIES = ["top", "bottom", "one-piece", "footwear", "bag"]
 # garment class index -> super-category index

@@ -403,8 +403,8 @@ class NeuralStrategy(Strategy):
 
     _parameter_constraints = {
         "backbone": [BACKBONE], "pretrained": [BOOL], "epochs": [Interval(int, 1)], "batch_size": [Interval(int, 1)],
-        "lr": [POSITIVE], "weight_decay": [Interval(float, 0)], "optimizer": [Options(*OPTIMIZERS)],
-        "scheduler": [Options(*SCHEDULES)], "warmup_epochs": [Interval(float, 0)], "grad_clip": [None, POSITIVE],
+        "lr": [POSITIVE], "weight_decay": [NON_NEGATIVE], "optimizer": [Options(*OPTIMIZERS)],
+        "scheduler": [Options(*SCHEDULES)], "warmup_epochs": [NON_NEGATIVE], "grad_clip": [None, POSITIVE],
         "label_smoothing": [Interval(float, 0, 1)], "augment": [Options(*AUGMENT_CHOICES)], "input_size": INPUT_SIZE,
         "val_fraction": [Interval(float, 0, 0.9)], "early_stopping": [None, Interval(int, 1)],
         "precision": [Options(*PRECISIONS)], "accelerator": [Options(*ACCELERATORS)], "devices": [Interval(int, 1)],

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...data import ImageDataset
-from ...robustness import NORMS, attack_kwargs, pgd, project_to_ball, robust_accuracy, threat_model
+from ...robustness import NORMS, pgd, project_to_ball, robust_accuracy, threat_model
 from ...errors import check_choice
 from ...params import BOOL, DICT, Interval, Options
 from ..base import NON_NEGATIVE, POSITIVE, NeuralStrategy
@@ -164,4 +164,4 @@ class _LogitsModule(torch.nn.Module):
         return self._strategy[0].logits(x)
 
 
-__all__ = ["AdversarialFineTune", "robustness", "compare_robustness", "attack_kwargs"]
+__all__ = ["AdversarialFineTune", "robustness", "compare_robustness"]

@@ -236,8 +236,3 @@ class Distill(NeuralStrategy):
         """The student only (the FitNets regressor is a training aid)."""
         return {k: v for k, v in self.model_.state_dict().items() if not k.startswith("regressor.")}
 
-
-# the report lives in efficiency/report.py; the old path strategies.distill (this module) still offers it
-from .report import distillation_report  # noqa: E402
-
-__all__ = ["Distill", "StudentNet", "kd_loss", "distillation_report"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import clone
 from torch import nn
 
 from ...data import ImageDataset
@@ -22,7 +21,8 @@ from ...params import DICT, STR, ListOf, Options
 from ..base import NON_NEGATIVE, NeuralStrategy
 from ..registry import register_strategy
 from .columns import decode, encode_targets, resolve_tasks, task_metrics
-from .weighting import WEIGHTINGS, LossWeighting, gradnorm_loss, masked_task_loss, multitask_gain
+from .protocol import compare_single_task
+from .weighting import WEIGHTINGS, LossWeighting, gradnorm_loss, masked_task_loss
 
 
 class MultiTaskNet(nn.Module):
@@ -227,27 +227,9 @@ class MultiTask(NeuralStrategy):
             out.update(super().evaluate(data))
         return out
 
-    # -- single-task baselines and the multi-task gain ---------------------------------------------------
     def compare_single_task(self, train: ImageDataset, test: ImageDataset) -> dict:
-        """Train one single-task model per task with the same parameters and budget (epochs, batches, backbone),
-        evaluate all on ``test`` and report per-task metrics and Delta_m (percent; > 0 means multi-task helps).
-
-        The main metric of a task is accuracy (classification, higher is better) or MAE (regression, lower).
-        """
-        self.check_fitted()
-        multi = self.evaluate(test)["tasks"]
-        single, times = {}, {}
-        for spec in self.tasks_:
-            st = clone(self).set_params(tasks={spec["name"]: spec["kind"]}, weighting="equal")
-            st.fit(train)
-            single[spec["name"]] = st.evaluate(test)["tasks"][spec["name"]]
-            times[spec["name"]] = st.fit_time_
-        key = {s["name"]: ("accuracy" if s["kind"] == "classification" else "mae") for s in self.tasks_}
-        lower = {n: k == "mae" for n, k in key.items()}
-        delta = multitask_gain({n: multi[n][k] for n, k in key.items()}, {n: single[n][k] for n, k in key.items()}, lower)
-        return {"multi_task": multi, "single_task": single, "metric": key, "delta_m": delta,
-                "weighting": self.weighting, "task_weights": getattr(self, "task_weights_", {}),
-                "fit_s": {"multi_task": self.fit_time_, "single_task": times}}
+        """Single-task baselines with the same budget and Delta_m (:func:`.protocol.compare_single_task`)."""
+        return compare_single_task(self, train, test)
 
     # -- persistence ---------------------------------------------------------------------------------------
     def _extra_state(self) -> dict:
@@ -267,5 +249,3 @@ class MultiTask(NeuralStrategy):
         self.history_ = state.get("history", [])
         self.task_weights_ = {s["name"]: float(w) for s, w in zip(self.tasks_, self.weighting_.current())}
 
-
-__all__ = ["MultiTask", "MultiTaskNet", "LossWeighting", "masked_task_loss", "multitask_gain", "WEIGHTINGS"]

@@ -1,5 +1,6 @@
-"""The continual-learning protocol: metrics of the accuracy matrix R[i, j] (accuracy on task j after training task
-i) and several task-sequence strategies fitted and compared on the same tasks (see ``tasks.sequence``)."""
+"""The many-tasks family's protocols. Continual learning: metrics of the accuracy matrix R[i, j] (accuracy on task j
+after training task i) and several task-sequence strategies fitted and compared on the same tasks (see
+``tasks.sequence``). Multi-task learning: a fitted MultiTask against one single-task model per task, and Delta_m."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ from sklearn.base import clone
 
 from ...errors import TransferkitError
 from ..base import NeuralStrategy
+from .weighting import multitask_gain
 
 
 def continual_metrics(R, reference=None, init_accuracy=None) -> dict:
@@ -67,3 +69,26 @@ def compare_continual(strategies: dict, tasks, eval_tasks, *, reference: NeuralS
         out[name] = {"accuracy_matrix": np.round(R, 4).tolist(), "metrics": continual_metrics(R, reference=ref),
                      "fit_s": strat.fit_time_, "n_params": strat.n_params_}
     return out
+
+
+def compare_single_task(mt, train, test) -> dict:
+    """Train one single-task model per task of the fitted MultiTask ``mt``, with its parameters and budget (epochs,
+    batches, backbone), evaluate all on ``test`` and report per-task metrics and Delta_m (percent; > 0 means
+    multi-task helps).
+
+    The main metric of a task is accuracy (classification, higher is better) or MAE (regression, lower).
+    """
+    mt.check_fitted()
+    multi = mt.evaluate(test)["tasks"]
+    single, times = {}, {}
+    for spec in mt.tasks_:
+        st = clone(mt).set_params(tasks={spec["name"]: spec["kind"]}, weighting="equal")
+        st.fit(train)
+        single[spec["name"]] = st.evaluate(test)["tasks"][spec["name"]]
+        times[spec["name"]] = st.fit_time_
+    key = {s["name"]: ("accuracy" if s["kind"] == "classification" else "mae") for s in mt.tasks_}
+    lower = {n: k == "mae" for n, k in key.items()}
+    delta = multitask_gain({n: multi[n][k] for n, k in key.items()}, {n: single[n][k] for n, k in key.items()}, lower)
+    return {"multi_task": multi, "single_task": single, "metric": key, "delta_m": delta,
+            "weighting": mt.weighting, "task_weights": getattr(mt, "task_weights_", {}),
+            "fit_s": {"multi_task": mt.fit_time_, "single_task": times}}

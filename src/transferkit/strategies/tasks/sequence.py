@@ -1,7 +1,7 @@
 """Continual learning over a task sequence: the base of the task-sequence strategies and the evaluation protocol.
 
 Tasks arrive one after another (``tasks=[ImageDataset, ...]``, e.g. Fashion-MNIST split into 5 tasks of 2
-classes with :func:`transferkit.data.fashion_tasks.task_sequence`). The setting is task-incremental
+classes with :func:`transferkit.data.task_sequence`). The setting is task-incremental
 (Rusu 2016; van de Ven & Tolias 2019): the task id is known at test time and routes inference to that
 task's head. After training task i the learner is tested on every task j <= i, giving the accuracy matrix
 R[i, j], from which :func:`.protocol.continual_metrics` derives average accuracy, forgetting, backward and forward
@@ -26,7 +26,7 @@ from ...engine import classification_metrics
 from ...errors import DataError, TransferkitError
 from ...utils import count_parameters, seed_everything
 from ..base import NeuralStrategy
-from .protocol import compare_continual, continual_metrics  # compare_continual: its old path still works
+from .protocol import continual_metrics
 
 
 class MultiHeadNet(nn.Module):
@@ -199,5 +199,3 @@ class TaskSequenceStrategy(NeuralStrategy):
         self.model_.eval()
         self.history_ = state.get("history", [])
 
-
-__all__ = ["MultiHeadNet", "TaskSequenceStrategy", "compare_continual", "continual_metrics"]

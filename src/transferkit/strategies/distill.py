@@ -1,7 +1,0 @@
-"""Moved to :mod:`transferkit.strategies.efficiency.distill` (issue 27 stage E). This alias keeps the old import path working
-until the issue's last stage removes it: it is the same module object, so patches through either name agree."""
-import sys
-
-from .efficiency import distill as _moved
-
-sys.modules[__name__] = _moved

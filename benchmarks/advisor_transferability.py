@@ -19,7 +19,7 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE  # noqa: E402 (after the thread setting)
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE  # noqa: E402 (after the thread setting)
 
 
 def main():

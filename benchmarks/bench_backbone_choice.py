@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE
 
 BACKBONES = ("timm:tf_efficientnet_lite0", "timm:tf_efficientnet_lite1", "timm:tf_efficientnet_lite2",
              "builtin:tiny-resnet")

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE
 
 METHODS = ["source-only", "dann", "mmd", "coral", "cdan"]
 LABELS = {"source-only": "source-only", "dann": "DANN", "mmd": "MMD (DAN)", "coral": "Deep CORAL", "cdan": "CDAN+E"}

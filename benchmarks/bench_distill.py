@@ -28,7 +28,8 @@ from transferkit.data import k_per_class, load_fashion_mnist
 from transferkit.export import quantization_report
 from transferkit.strategies.efficiency.distill import Distill
 from transferkit.strategies.efficiency.report import distillation_report
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE, FineTune
+from transferkit.strategies.reuse.finetune import FineTune
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE
 
 TARGET = {"param_ratio": 5.0, "accuracy_retained": 0.97, "speedup_b1": 3.0, "speedup_b64": 3.0}
 

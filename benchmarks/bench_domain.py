@@ -23,7 +23,7 @@ import numpy as np
 from transferkit.data import k_per_class, load_fashion_mnist, stratified_split
 from transferkit.data.shifts import make_shift
 from transferkit.strategies import create_strategy
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE
 from transferkit.utils import environment
 
 METHODS = ["source-only", "dann", "mmd", "coral", "cdan"]

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from transferkit.strategies.reuse.finetune import PLAIN_RECIPE
+from transferkit.strategies.reuse.recipe import PLAIN_RECIPE
 
 SOURCE = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"]
 

@@ -23,7 +23,8 @@ def pretrain_backbone(source: ImageDataset, out, *, arch: str = "builtin:small-c
     Args:
         classes: class names (or indices) of ``source`` to train on (e.g. the source half of a class split).
     """
-    from .strategies.reuse.finetune import PLAIN_RECIPE, FineTune
+    from .strategies.reuse.finetune import FineTune
+    from .strategies.reuse.recipe import PLAIN_RECIPE
 
     if classes is not None:
         missing = [c for c in classes if isinstance(c, str) and c not in source.classes]

@@ -79,3 +79,34 @@ def test_teacher_with_other_classes_is_refused(teacher, digits_source_target):
     with pytest.raises(TransferkitError, match="'alpha' parameter of Distill"):
         Distill(teacher=t, alpha=1.5, **COMMON).fit(source)
     assert isinstance(create_strategy("distill", temperature=2.0), Distill)
+
+
+class _EpochSnapshots(Distill):
+    """Distill that keeps the student's backbone at the end of each epoch (test probe only)."""
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        super().on_epoch_end(trainer, epoch, logs)
+        self.epoch_states_ = getattr(self, "epoch_states_", []) + [
+            {k: v.detach().clone() for k, v in self.model_.backbone.state_dict().items()}]
+
+
+def test_a_pretrained_student_trains_under_the_fine_tuning_recipe(teacher, target_split, pretrained_backbone):
+    """BENCHMARKS.md's distillation on photos: the student's recipe, not the teacher, cost the distilled Lite0 its
+    points. A pre-trained student gets fine-tuning's: the head alone first (the body and its BatchNorm exactly as
+    loaded), then the body at a tenth of the head's rate with BatchNorm frozen; a random student trains plainly."""
+    from torch import nn
+
+    t, _ = teacher
+    train, _ = target_split
+    st = _EpochSnapshots(teacher=t, backbone=pretrained_backbone, epochs=2, progress=False, seed=0).fit(train)
+    assert (st.lp_epochs_, st.backbone_lr_mult_, st.bn_policy_) == (1, 0.1, "frozen")
+    initial = {k: v for k, v in st.make_backbone().state_dict().items()}
+    assert st.history_[0]["trainable_groups"] == [] and all(torch.equal(st.epoch_states_[0][k], v) for k, v in initial.items())
+    assert st.history_[1]["trainable_groups"] == list(st.backbone_.group_names)
+    assert st.lr_groups_["head"] == pytest.approx(10 * max(v for k, v in st.lr_groups_.items() if k != "head"))
+    norms = [n for n, m in st.model_.backbone.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(torch.equal(st.epoch_states_[-1][k], v) for k, v in initial.items()
+                         if any(k.startswith(n + ".") for n in norms))
+    assert any(not torch.equal(st.epoch_states_[-1][k], v) for k, v in initial.items() if k.endswith("weight"))
+    plain = Distill(teacher=t, backbone="builtin:micro-cnn", epochs=1, **COMMON).fit(train)
+    assert (plain.lp_epochs_, plain.backbone_lr_mult_, plain.bn_policy_) == (0, 1.0, "eval")

@@ -14,7 +14,7 @@ import tempfile
 from ..engine.verdict import decide
 from ..strategies import create_strategy
 from ..strategies.efficiency.report import distillation_report
-from ..strategies.reuse.finetune import PLAIN_RECIPE
+from ..strategies.reuse.recipe import PLAIN_RECIPE
 from .situation import Outcome, Situation, register_situation
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..engine.verdict import decide
 from ..strategies import create_strategy
 from ..strategies.domain.adversarial import robustness
-from ..strategies.reuse.finetune import PLAIN_RECIPE
+from ..strategies.reuse.recipe import PLAIN_RECIPE
 from .situation import Outcome, Situation, register_situation
 
 THREAT = {"norm": "linf", "eps": 8 / 255, "steps": 10, "restarts": 1}

@@ -21,6 +21,8 @@ from ...errors import DataError, TransferkitError
 from ...params import BOOL, Interval, Kind
 from ...utils import count_parameters
 from ..base import NON_NEGATIVE, PATH, POSITIVE, NeuralStrategy, Strategy
+from ..reuse.layers import ReuseClassifier
+from ..reuse.recipe import PretrainedRecipe
 from ..registry import register_strategy
 
 
@@ -85,18 +87,14 @@ class _Teacher:
         return self.backbone.forward_features(self.adapt(x))
 
 
-class StudentNet(nn.Module):
-    """Student backbone + linear head, plus the FitNets regressor (1x1 conv student -> teacher channels)."""
+class StudentNet(ReuseClassifier):
+    """Student backbone + linear head (BatchNorm layers kept in eval mode as the recipe says), plus the FitNets
+    regressor (1x1 conv student -> teacher channels)."""
 
     def __init__(self, backbone, num_classes: int, teacher_channels: int | None = None):
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Linear(backbone.num_features, num_classes)
+        super().__init__(backbone, num_classes)
         self.regressor = (nn.Conv2d(backbone.num_features, teacher_channels, 1, bias=False)
                           if teacher_channels else None)
-
-    def forward(self, x):
-        return self.head(self.backbone(x))
 
     def forward_with_features(self, x):
         f = self.backbone.forward_features(x)
@@ -105,7 +103,7 @@ class StudentNet(nn.Module):
 
 
 @register_strategy
-class Distill(NeuralStrategy):
+class Distill(PretrainedRecipe, NeuralStrategy):
     """Distil a trained teacher into a smaller student network (any builtin or timm backbone) with soft targets.
 
     Loss (Hinton et al. 2015): ``alpha * T^2 * KL(p_teacher^T || p_student^T) + (1 - alpha) * CE(student, y)``:
@@ -123,6 +121,10 @@ class Distill(NeuralStrategy):
         alpha: weight of the soft-target term (default 0.9, RepDistiller).
         feature_weight: FitNets beta (default 0 = off; RepDistiller uses 100).
         cache_teacher: cache teacher logits when augmentation is off (default True).
+        lp_epochs, backbone_lr_mult, lr_decay, group_lr_mults, head_lr_mult, bn_policy: the student trains under
+            the recipe of fine-tuning (:class:`..reuse.recipe.PretrainedRecipe`): a pre-trained student (an
+            ImageNet network) gets LP-FT, its body at a tenth of the head's rate and frozen BatchNorm; a student
+            from a random initialisation trains every layer at ``lr`` from the first step.
         backbone: the student backbone spec (default ``builtin:small-cnn``).
         **kwargs: the shared training parameters.
 
@@ -180,6 +182,7 @@ class Distill(NeuralStrategy):
         return StudentNet(backbone, num_classes, t_channels)
 
     def setup(self, train: ImageDataset, **roles) -> None:
+        super().setup(train, **roles)
         with torch.no_grad():
             k = self.teacher_.logits(torch.zeros(1, *self.backbone_.data_config["input_size"])).shape[1]
         if k != len(self.classes_):

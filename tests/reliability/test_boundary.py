@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -600,6 +601,20 @@ def test_table_covers_the_issue():
         "accelerator-misspelt", "out-is-an-existing-file", "evaluate-out-an-existing-file",
         "predict-output-into-a-missing-folder"}
     assert not required - {c.id for c in CASES}
+
+
+def test_a_reader_that_stops_reading_is_not_a_bug(tmp_path):
+    """`transferkit strategies | head -1`: the pipe closes before the command has written; it ends quietly with
+    SIGPIPE's exit code, no 'this is a bug' and no crash log."""
+    import subprocess
+
+    env = {**os.environ, "TRANSFERKIT_CACHE": str(tmp_path)}
+    p = subprocess.Popen([sys.executable, "-m", "transferkit", "strategies"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # before the child has imported anything, let alone written
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err == "", err
+    assert not list(tmp_path.rglob("crash-*.log"))
 
 
 def test_a_bug_is_reported_as_a_bug_with_a_log(tmp_path, capsys, monkeypatch):

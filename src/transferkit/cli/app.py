@@ -6,6 +6,8 @@ Every command registered with ``@app.command()`` runs inside :func:`guarded`:
   as one paragraph ``error: ...`` on stderr and the exit code is 2;
 * an :class:`OSError` that names a file (a permission, a full disk, a read-only folder: the machine's, never
   the code's) becomes the same kind of user error, naming the path (:func:`~transferkit.errors.path_error`);
+* a closed standard output (``transferkit strategies | head``) ends the command quietly, with exit code 141 as
+  for SIGPIPE;
 * any other exception is a bug in transferkit: one paragraph says so, with the path of a log file that
   holds the full traceback (under ``<cache>/logs``); the exit code is 1. No library traceback reaches
   the screen.
@@ -70,12 +72,24 @@ def guarded(fn):
             raise
         except TransferkitError as e:
             fail(str(e))
+        except BrokenPipeError:  # the reader of our output stopped reading (`transferkit strategies | head`)
+            _stdout_closed()
         except Exception as e:
             if is_user_io(e):  # a permission, a full disk, a missing path: the machine's, the user's to fix
                 fail(str(path_error(e)))
             _bug(e)  # anything else, outside user I/O, is ours to fix: log it, never dump it
 
     return wrapper
+
+
+def _stdout_closed():
+    """Leave quietly, as a command killed by SIGPIPE does (exit code 141): what was asked for was read. Standard
+    output goes to the null device first, so the interpreter's final flush does not fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor behind sys.stdout (a test runner's capture)
+        pass
+    raise typer.Exit(141)
 
 
 def _bug(e: BaseException):

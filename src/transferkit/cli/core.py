@@ -521,8 +521,8 @@ def strategies(family: Optional[str] = typer.Option(None, help="Only this family
 
     if params is not None:
         klass = get_strategy_class(params)
-        doc = (klass.__doc__ or "").strip().splitlines()[0] if klass.__doc__ else ""
-        typer.echo(f"{params} ({klass.__name__}, {klass.family}; data roles {', '.join(klass.data_roles)}): {doc}\n"
+        typer.echo(f"{params} ({klass.__name__}, {klass.family}; data roles {', '.join(klass.data_roles)}): "
+                   f"{_summary(klass)}\n"
                    f"Set them with -p NAME=VALUE or under 'params:' in a recipe.\n")
         rows = klass.describe_params()
         width = max(len(r["name"]) for r in rows) + 2
@@ -532,8 +532,12 @@ def strategies(family: Optional[str] = typer.Option(None, help="Only this family
             typer.echo(f"{r['name']:<{width}}{repr(r['default']):<{dwidth}}{r['accepts']}")
         return
     for name, cls in list_strategies(family).items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        typer.echo(f"{name:<16} {cls.family:<14} roles={','.join(cls.data_roles):<22} {doc}")
+        typer.echo(f"{name:<16} {cls.family:<14} roles={','.join(cls.data_roles):<22} {_summary(cls)}")
+
+
+def _summary(cls) -> str:
+    """The first line of a strategy's docstring."""
+    return (cls.__doc__ or "").strip().splitlines()[0] if (cls.__doc__ or "").strip() else ""
 
 
 @app.command()

@@ -17,7 +17,7 @@ import numbers
 
 from .errors import TransferkitError, nearest
 
-__all__ = ["Constraint", "Interval", "Options", "Kind", "ListOf", "check_params", "describe"]
+__all__ = ["Constraint", "Interval", "Options", "Kind", "ListOf", "BOOL", "STR", "DICT", "check_params", "describe"]
 
 
 class Constraint:

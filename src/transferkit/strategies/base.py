@@ -513,15 +513,13 @@ class NeuralStrategy(Strategy):
         return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
 
     def validation_metrics(self, loader) -> dict:
-        total, correct, loss = 0, 0, 0.0
-        device = next(self.module.parameters()).device
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            logits = self.logits(x)
-            loss += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            total += len(y)
-        return {"val_loss": loss / max(1, total), "val_accuracy": correct / max(1, total)}
+        """Loss and accuracy on the validation loader (the Trainer has the model in eval mode meanwhile)."""
+        logits, y = infer(loader, self.logits, device=next(self.module.parameters()).device, targets=True)
+        if not len(y):
+            return {"val_loss": 0.0, "val_accuracy": 0.0}
+        y = y.long()
+        return {"val_loss": float(nn.functional.cross_entropy(logits, y)),
+                "val_accuracy": int((logits.argmax(1) == y).sum()) / len(y)}
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch in [0, 1] pixel space (B, C, H, W) -> (B, n_classes)."""

@@ -89,7 +89,6 @@ class DomainAdaptation(NeuralStrategy):
         self.selection_samples, self.diagnostics = selection_samples, diagnostics
 
     # -- parameters and model --------------------------------------------------------------------------
-
     def build_model(self, backbone, num_classes: int) -> nn.Module:
         return DAModel(backbone, num_classes, self.bottleneck_dim)
 

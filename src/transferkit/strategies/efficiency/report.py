@@ -36,14 +36,5 @@ def distillation_report(teacher, distilled, test: ImageDataset, *, scratch=None,
 def _logits_net(strategy) -> nn.Module:
     m = strategy.model_
     if hasattr(m, "regressor"):  # a distilled StudentNet, measured without its training-only FitNets regressor
-        return _Plain(m.backbone, m.head).eval()
+        return nn.Sequential(m.backbone, m.head).eval()
     return m
-
-
-class _Plain(nn.Module):
-    def __init__(self, backbone, head):
-        super().__init__()
-        self.backbone, self.head = backbone, head
-
-    def forward(self, x):
-        return self.head(self.backbone(x))

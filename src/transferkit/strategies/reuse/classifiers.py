@@ -18,7 +18,7 @@ DEFAULT_GRIDS = {
     "knn": {"n_neighbors": [1, 3, 5, 10, 20]},
     "ridge": {"alpha": np.logspace(-2, 5, 8).tolist()},
 }
-_GRID_KEY = {"logreg": "C", "linear-svm": "C", "rbf-svm": "C", "knn": "n_neighbors", "ridge": "alpha"}
+GRID_KEYS = {"logreg": "C", "linear-svm": "C", "rbf-svm": "C", "knn": "n_neighbors", "ridge": "alpha"}
 
 
 def make_estimator(classifier: str, value=None, *, standardize: bool = True, seed: int = 0):
@@ -31,7 +31,7 @@ def make_estimator(classifier: str, value=None, *, standardize: bool = True, see
     from sklearn.svm import SVC, LinearSVC
 
     c = classifier
-    kw = {} if value is None else {_GRID_KEY[c]: value}
+    kw = {} if value is None else {GRID_KEYS[c]: value}
     clf = {
         "logreg": lambda: LogisticRegression(max_iter=1000, **kw),
         "linear-svm": lambda: LinearSVC(max_iter=5000, random_state=seed, **kw),
@@ -47,7 +47,7 @@ def search_grid(classifier: str, param_grid, n_train_fold: int, owner: str) -> l
     """The values of ``classifier``'s regularisation parameter to search: ``param_grid`` (a list, one value, a dict
     keyed by the parameter, or "1,10,100" from the command line) or :data:`DEFAULT_GRIDS`; kNN's k capped by the
     training fold's size."""
-    key = _GRID_KEY[classifier]
+    key = GRID_KEYS[classifier]
     grid = param_grid if param_grid is not None else DEFAULT_GRIDS[classifier][key]
     if isinstance(grid, dict):
         grid = grid.get(key, grid.get(f"clf__{key}"))

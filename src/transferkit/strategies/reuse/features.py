@@ -18,7 +18,7 @@ from ...params import BOOL, DICT, STR, Interval, ListOf, Options
 from ..base import POSITIVE
 from ..frozen import FrozenFeatureStrategy
 from ..registry import register_strategy
-from .classifiers import _GRID_KEY, CLASSIFIERS, make_estimator, search_grid
+from .classifiers import CLASSIFIERS, GRID_KEYS, make_estimator, search_grid
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
@@ -108,7 +108,7 @@ class FeatureExtraction(FrozenFeatureStrategy):
         folds = int(min(self.cv, np.bincount(y)[np.unique(y)].min()))
         grid = search_grid(self.classifier, self.param_grid,
                            max(1, len(y) * (folds - 1) // max(folds, 1)) if folds >= 2 else len(y), type(self).__name__)
-        key = _GRID_KEY[self.classifier]
+        key = GRID_KEYS[self.classifier]
         if len(grid) > 1 and folds >= 2:
             search = GridSearchCV(self._estimator_at(), {f"clf__{key}": grid}, scoring="accuracy", n_jobs=self.n_jobs,
                                   cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed), refit=True)

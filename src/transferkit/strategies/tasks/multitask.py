@@ -89,7 +89,7 @@ class MultiTask(NeuralStrategy):
         return encode_targets(self.tasks_, data)
 
     def _targets_loader(self, data: ImageDataset, *, train: bool, batch_size=None):
-        return make_loader(WithTargets(data.with_transform(self.transform(train)), encode_targets(self.tasks_, data)),
+        return make_loader(WithTargets(data.with_transform(self.transform(train)), self.encode_targets(data)),
                            batch_size or self.batch_size, shuffle=train, seed=self.seed,
                            num_workers=self.num_workers, drop_last=train)
 
